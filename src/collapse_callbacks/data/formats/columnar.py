@@ -43,7 +43,9 @@ def read_parquet_file(ref: FileRef, *, batch_rows: int) -> Iterator[pa.RecordBat
     handle = ref.fs.open(ref.path, "rb")
     try:
         try:
-            parquet = pq.ParquetFile(handle)
+            # pre_buffer would cache every row group read until the file closes: RSS
+            # then grows with the file (apache/arrow#39808).
+            parquet = pq.ParquetFile(handle, pre_buffer=False)
         except _ARROW_FAILURES as exc:
             raise _corrupt("Parquet", ref.display, exc) from None
         yield from _guarded(
@@ -61,7 +63,13 @@ def read_parquet_dataset(
 
     try:
         dataset = ds.dataset(directory, filesystem=fs, format="parquet", partitioning="hive")
-        batches = dataset.to_batches(batch_size=batch_rows)
+        # Bounded read-ahead and no pre-buffering keep memory flat as the dataset grows.
+        batches = dataset.to_batches(
+            batch_size=batch_rows,
+            fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=False),
+            batch_readahead=2,
+            fragment_readahead=1,
+        )
     except _ARROW_FAILURES as exc:
         raise _corrupt("Parquet", display, exc) from None
     yield from _guarded(iter(batches), "Parquet", display)
@@ -72,10 +80,7 @@ def read_arrow(ref: FileRef, *, stream: bool) -> Iterator[pa.RecordBatch]:
     source = pa.memory_map(ref.path) if ref.is_local else ref.open()
     try:
         try:
-            if stream:
-                reader = pa.ipc.open_stream(source)
-            else:
-                reader = pa.ipc.open_file(source)
+            reader = pa.ipc.open_stream(source) if stream else pa.ipc.open_file(source)
         except _ARROW_FAILURES as exc:
             raise _corrupt(kind, ref.display, exc) from None
         if stream:
