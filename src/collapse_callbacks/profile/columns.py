@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from collapse_callbacks.data.roles import ColumnRole
 from collapse_callbacks.profile.moments import Moments
+from collapse_callbacks.profile.sketch import QuantileSketch
 
 # Exact distinct counts are kept up to this many values per column; beyond it the
 # summary says "at least" rather than pretending to know.
@@ -43,6 +44,19 @@ def _as_float64(array: pa.Array) -> np.ndarray:
     return np.frombuffer(
         values.buffers()[1], dtype=np.float64, count=len(values), offset=values.offset * 8
     )
+
+
+def float64_with_nulls(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """All values as float64 with NaN where null, and the null mask."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    nulls = np.zeros(len(array), dtype=bool)
+    if array.null_count:
+        nulls = np.asarray(array.is_null().to_numpy(zero_copy_only=False))
+        array = array.fill_null(0)
+    values = _as_float64(array).copy()
+    values[nulls] = np.nan
+    return values, nulls
 
 
 @dataclass(frozen=True)
@@ -156,6 +170,7 @@ class NumericState:
     def __init__(self) -> None:
         self.nulls = self.nan = self.pos_inf = self.neg_inf = 0
         self.moments = Moments()
+        self.sketch = QuantileSketch()
 
     def update(self, array: pa.Array) -> None:
         self.nulls += array.null_count
@@ -167,6 +182,7 @@ class NumericState:
             self.neg_inf += int(np.isneginf(values).sum())
             values = values[finite]
         self.moments.update(values)
+        self.sketch.update(values)
 
     def merge(self, other: NumericState) -> NumericState:
         merged = NumericState()
@@ -175,6 +191,7 @@ class NumericState:
         merged.pos_inf = self.pos_inf + other.pos_inf
         merged.neg_inf = self.neg_inf + other.neg_inf
         merged.moments = self.moments.merge(other.moments)
+        merged.sketch = self.sketch.merge(other.sketch)
         return merged
 
     @property

@@ -10,6 +10,7 @@ import pyarrow as pa
 from collapse_callbacks.data.roles import ColumnRole
 from collapse_callbacks.errors import AllNullColumnError, DataError
 from collapse_callbacks.profile.columns import STATE_FOR_ROLE, ColumnSummary
+from collapse_callbacks.profile.rows import CoMoments, DuplicateState, RowSample, row_hashes
 
 
 @dataclass(frozen=True)
@@ -26,30 +27,67 @@ class ProfileSummary:
         }
 
 
+DEFAULT_SAMPLE_ROWS = 20_000
+NEAR_DUPLICATE_DIGITS = 3
+
+
 class Profile:
     """Streaming state of a dataset: ``update`` per batch, ``merge`` across shards or
     ranks, ``result`` at the end. Profiling two halves and merging equals profiling the
-    whole."""
+    whole (the row sample is then a uniform sample of the whole, not the same rows).
 
-    def __init__(self, roles: Mapping[str, ColumnRole], *, source: str | None = None) -> None:
+    Besides one state per column it keeps row-level state: exact and near-duplicate
+    row hashes (numbers rounded to ``NEAR_DUPLICATE_DIGITS`` significant digits), a
+    uniform sample of ``sample_rows`` rows, and the co-moments of the numeric columns.
+    ``sample_rows=0`` keeps only the column states (what ``collapse-gate profile`` needs).
+    """
+
+    def __init__(
+        self,
+        roles: Mapping[str, ColumnRole],
+        *,
+        source: str | None = None,
+        sample_rows: int = 0,
+        seed: int = 0,
+    ) -> None:
         self.roles = dict(roles)
         self.source = source
         self.rows = 0
         self.states = {name: STATE_FOR_ROLE[role]() for name, role in self.roles.items()}
+        self.sample_rows = sample_rows
+        self.row_level = sample_rows > 0
+        if self.row_level:
+            numeric = [n for n, r in self.roles.items() if r is ColumnRole.NUMERIC]
+            self.duplicates = DuplicateState()
+            self.near_duplicates = DuplicateState()
+            self.sample = RowSample(sample_rows, seed)
+            self.comoments = CoMoments(numeric)
 
     def update(self, batch: pa.RecordBatch) -> None:
         for name, state in self.states.items():
             state.update(batch.column(name))
+        if self.row_level:
+            self.duplicates.update(row_hashes(batch, self.roles))
+            self.near_duplicates.update(row_hashes(batch, self.roles, NEAR_DUPLICATE_DIGITS))
+            self.sample.update(batch)
+            self.comoments.update(batch)
         self.rows += batch.num_rows
 
     def merge(self, other: Profile) -> Profile:
         if other.roles != self.roles:
             raise DataError("cannot merge profiles of datasets with different columns or roles")
-        merged = Profile(self.roles, source=self.source)
+        if other.row_level != self.row_level:
+            raise DataError("cannot merge a profile with row-level state and one without")
+        merged = Profile(self.roles, source=self.source, sample_rows=self.sample_rows)
         merged.rows = self.rows + other.rows
         merged.states = {
             name: state.merge(other.states[name]) for name, state in self.states.items()
         }
+        if self.row_level:
+            merged.duplicates = self.duplicates.merge(other.duplicates)
+            merged.near_duplicates = self.near_duplicates.merge(other.near_duplicates)
+            merged.sample = self.sample.merge(other.sample)
+            merged.comoments = self.comoments.merge(other.comoments)
         return merged
 
     def result(self) -> ProfileSummary:
@@ -69,9 +107,14 @@ class Profile:
 
 
 def build_profile(
-    batches: Iterable[pa.RecordBatch], roles: Mapping[str, ColumnRole], *, source=None
+    batches: Iterable[pa.RecordBatch],
+    roles: Mapping[str, ColumnRole],
+    *,
+    source: str | None = None,
+    sample_rows: int = 0,
+    seed: int = 0,
 ) -> Profile:
-    profile = Profile(roles, source=source)
+    profile = Profile(roles, source=source, sample_rows=sample_rows, seed=seed)
     for batch in batches:
         profile.update(batch)
     return profile

@@ -1,0 +1,281 @@
+"""Row-level streaming state: row hashes for duplicates, a uniform row sample, and the
+co-moments of the numeric columns. Each has update / merge and a result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from collapse_callbacks.data.roles import ColumnRole
+
+_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+_NULL_HASH = np.uint64(0x9E3779B97F4A7C15)
+_STRING_BASE = np.uint64(0x100000001B3)
+
+
+def _mix(h: np.ndarray) -> np.ndarray:
+    """splitmix64 finalizer: spreads similar inputs over all 64 bits."""
+    with np.errstate(over="ignore"):
+        h = h ^ (h >> np.uint64(30))
+        h = h * np.uint64(0xBF58476D1CE4E5B9)
+        h = h ^ (h >> np.uint64(27))
+        h = h * np.uint64(0x94D049BB133111EB)
+        return h ^ (h >> np.uint64(31))
+
+
+def _string_hashes(array: pa.Array) -> np.ndarray:
+    """A polynomial hash of each string's UTF-8 bytes, vectorized over the buffer."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    array = array.cast(pa.large_string()) if not pa.types.is_large_string(array.type) else array
+    n = len(array)
+    offsets = np.frombuffer(
+        array.buffers()[1], dtype=np.int64, count=n + 1, offset=array.offset * 8
+    )
+    data_buffer = array.buffers()[2]
+    start, stop = int(offsets[0]), int(offsets[-1])
+    data = (
+        np.frombuffer(data_buffer, dtype=np.uint8)[start:stop].astype(np.uint64)
+        if data_buffer is not None and stop > start
+        else np.empty(0, dtype=np.uint64)
+    )
+    lengths = np.diff(offsets)
+    positions = np.arange(stop - start, dtype=np.int64) - np.repeat(offsets[:-1] - start, lengths)
+    with np.errstate(over="ignore"):
+        powers = np.cumprod(
+            np.full(int(lengths.max()) + 1 if n else 1, _STRING_BASE, dtype=np.uint64)
+        )
+        contributions = (data + np.uint64(1)) * powers[positions] if len(data) else data
+        hashes = np.zeros(n, dtype=np.uint64)
+        nonempty = lengths > 0
+        if nonempty.any():
+            sums = np.add.reduceat(contributions, (offsets[:-1] - start)[nonempty])
+            hashes[nonempty] = sums
+        hashes = _mix(hashes + lengths.astype(np.uint64))
+    if array.null_count:
+        hashes[np.asarray(array.is_null().to_numpy(zero_copy_only=False))] = _NULL_HASH
+    return hashes
+
+
+def _numeric_hashes(array: pa.Array, digits: int | None) -> np.ndarray:
+    from collapse_callbacks.profile.columns import float64_with_nulls
+
+    values, nulls = float64_with_nulls(array)
+    if digits is not None:
+        values = _round_significant(values, digits)
+    values = np.where(values == 0, 0.0, values)  # -0.0 and 0.0 are one value
+    hashes = _mix(values.view(np.uint64).copy())
+    hashes[nulls] = _NULL_HASH
+    return hashes
+
+
+def _round_significant(values: np.ndarray, digits: int) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        magnitude = np.floor(np.log10(np.abs(values)))
+        scale = np.power(10.0, digits - 1 - np.where(np.isfinite(magnitude), magnitude, 0))
+        return np.where(np.isfinite(values), np.round(values * scale) / scale, values)
+
+
+def _list_hashes(array: pa.Array) -> np.ndarray:
+    """Hash of each list's values (tokens, vectors), via their text form's bytes."""
+    if isinstance(array.type, pa.BaseExtensionType):
+        array = array.storage
+    as_text = pa.array(
+        [None if v is None else repr(v) for v in array.to_pylist()], pa.large_string()
+    )
+    return _string_hashes(as_text)
+
+
+def row_hashes(
+    batch: pa.RecordBatch, roles: dict[str, ColumnRole], digits: int | None = None
+) -> np.ndarray:
+    """One 64-bit hash per row over the given columns. ``digits`` rounds numbers to that
+    many significant digits first, so rows equal up to that precision collide."""
+    combined = np.zeros(batch.num_rows, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for name, role in roles.items():
+            column = batch.column(name)
+            if role in (ColumnRole.NUMERIC, ColumnRole.BOOLEAN) or (
+                role is ColumnRole.CATEGORICAL and not _is_string(column.type)
+            ):
+                hashes = _numeric_hashes(column, digits if role is ColumnRole.NUMERIC else None)
+            elif role in (ColumnRole.CATEGORICAL, ColumnRole.TEXT):
+                hashes = _string_hashes(column)
+            else:
+                hashes = _list_hashes(column)
+            combined = _mix(combined * np.uint64(31) + hashes)
+    return combined
+
+
+def _is_string(dtype: pa.DataType) -> bool:
+    if pa.types.is_dictionary(dtype):
+        dtype = dtype.value_type
+    return (
+        pa.types.is_string(dtype)
+        or pa.types.is_large_string(dtype)
+        or pa.types.is_string_view(dtype)
+    )
+
+
+class DuplicateState:
+    """Exact-or-sampled duplicate counting in bounded memory.
+
+    Keeps the hashes below ``2**64 >> level`` with their counts; when more than
+    ``capacity`` distinct hashes are kept, ``level`` rises and half are dropped. Equal
+    rows share a hash, so a group of duplicates is kept or dropped whole and the
+    duplicate fraction among kept rows estimates the whole dataset's without bias. While
+    ``level`` is 0 the figures are exact.
+    """
+
+    def __init__(self, capacity: int = 1 << 18) -> None:
+        self.capacity = capacity
+        self.level = 0
+        self.hashes = np.empty(0, dtype=np.uint64)
+        self.counts = np.empty(0, dtype=np.int64)
+
+    def _limit(self) -> np.uint64:
+        return _MASK64 >> np.uint64(self.level)
+
+    def update(self, hashes: np.ndarray) -> None:
+        self._absorb(hashes, np.ones(len(hashes), dtype=np.int64))
+
+    def _absorb(self, hashes: np.ndarray, counts: np.ndarray) -> None:
+        keep = hashes <= self._limit()
+        keys = np.concatenate([self.hashes, hashes[keep]])
+        weights = np.concatenate([self.counts, counts[keep]])
+        unique, inverse = np.unique(keys, return_inverse=True)
+        self.hashes = unique
+        self.counts = np.bincount(inverse, weights=weights, minlength=len(unique)).astype(np.int64)
+        while len(self.hashes) > self.capacity:
+            self.level += 1
+            keep = self.hashes <= self._limit()
+            self.hashes, self.counts = self.hashes[keep], self.counts[keep]
+
+    def merge(self, other: DuplicateState) -> DuplicateState:
+        merged = DuplicateState(self.capacity)
+        merged.level = max(self.level, other.level)
+        merged._absorb(self.hashes, self.counts)
+        merged._absorb(other.hashes, other.counts)
+        return merged
+
+    @property
+    def exact(self) -> bool:
+        return self.level == 0
+
+    def duplicate_fraction(self) -> float:
+        """Share of rows that repeat an earlier row (0 when all rows are distinct)."""
+        rows = int(self.counts.sum())
+        return 1.0 - len(self.counts) / rows if rows else 0.0
+
+
+class RowSample:
+    """A uniform sample of ``size`` rows without replacement (bottom-k of random keys).
+
+    Each row gets a key from the state's seeded generator; the rows with the smallest
+    keys form the sample, which is what makes two samples merge into a uniform sample of
+    the union.
+    """
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size = size
+        self.rng = np.random.default_rng(seed)
+        self.keys = np.empty(0, dtype=np.float64)
+        self.table: pa.Table | None = None
+
+    def update(self, batch: pa.RecordBatch) -> None:
+        keys = self.rng.random(batch.num_rows)
+        if self.table is not None and len(self.keys) >= self.size:
+            threshold = self.keys[self.size - 1]
+            chosen = np.flatnonzero(keys < threshold)
+            if len(chosen) == 0:
+                return
+            batch, keys = batch.take(pa.array(chosen)), keys[chosen]
+        self._add(pa.Table.from_batches([batch]), keys)
+
+    def _add(self, table: pa.Table, keys: np.ndarray) -> None:
+        if self.table is not None:
+            table = pa.concat_tables([self.table, table], promote_options="permissive")
+            keys = np.concatenate([self.keys, keys])
+        order = np.argsort(keys, kind="stable")[: self.size]
+        self.keys = keys[order]
+        self.table = table.take(pa.array(order)).combine_chunks()
+
+    def merge(self, other: RowSample) -> RowSample:
+        merged = RowSample(self.size, 0)
+        merged.rng = self.rng
+        for part in (self, other):
+            if part.table is not None:
+                merged._add(part.table, part.keys)
+        return merged
+
+    def result(self) -> pa.Table | None:
+        return self.table
+
+
+@dataclass(frozen=True)
+class Covariance:
+    columns: tuple[str, ...]
+    rows: int
+    mean: np.ndarray
+    covariance: np.ndarray
+
+    def correlation(self) -> np.ndarray:
+        std = np.sqrt(np.clip(np.diag(self.covariance), 0, None))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            corr = self.covariance / np.outer(std, std)
+        corr[~np.isfinite(corr)] = 0.0
+        np.fill_diagonal(corr, 1.0)
+        return corr
+
+
+class CoMoments:
+    """Mean vector and co-moment matrix of the numeric columns over complete rows
+    (rows where every numeric column is finite), merged with Chan's update."""
+
+    def __init__(self, columns: list[str]) -> None:
+        self.columns = list(columns)
+        k = len(columns)
+        self.rows = 0
+        self.mean = np.zeros(k)
+        self.m2 = np.zeros((k, k))
+
+    def update(self, batch: pa.RecordBatch) -> None:
+        if not self.columns:
+            return
+        from collapse_callbacks.profile.columns import float64_with_nulls
+
+        matrix = np.column_stack([float64_with_nulls(batch.column(c))[0] for c in self.columns])
+        matrix = matrix[np.isfinite(matrix).all(axis=1)]
+        if len(matrix) == 0:
+            return
+        other = CoMoments(self.columns)
+        other.rows = len(matrix)
+        other.mean = matrix.mean(axis=0)
+        centered = matrix - other.mean
+        other.m2 = centered.T @ centered
+        self._absorb(other)
+
+    def _absorb(self, other: CoMoments) -> None:
+        if other.rows == 0:
+            return
+        total = self.rows + other.rows
+        delta = other.mean - self.mean
+        self.m2 = self.m2 + other.m2 + np.outer(delta, delta) * self.rows * other.rows / total
+        self.mean = self.mean + delta * other.rows / total
+        self.rows = total
+
+    def merge(self, other: CoMoments) -> CoMoments:
+        merged = CoMoments(self.columns)
+        merged._absorb(self)
+        merged._absorb(other)
+        return merged
+
+    def result(self) -> Covariance:
+        k = len(self.columns)
+        cov = self.m2 / (self.rows - 1) if self.rows > 1 else np.full((k, k), np.nan)
+        return Covariance(tuple(self.columns), self.rows, self.mean.copy(), cov)

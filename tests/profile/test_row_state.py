@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from collapse_callbacks import build_profile, open_source
+from collapse_callbacks.data.roles import ColumnRole
+from collapse_callbacks.profile.rows import DuplicateState, RowSample, row_hashes
+from collapse_callbacks.profile.sketch import EXACT_LIMIT, QuantileSketch, cdf_distance
+
+
+def test_sketch_is_exact_for_few_distinct_values(penguins):
+    sketch = QuantileSketch()
+    years = penguins["year"].to_numpy(dtype=float)
+    sketch.update(years)
+    assert sketch.exact
+    assert sketch.quantile(0.0) == 2007 and sketch.quantile(1.0) == 2009
+    assert sketch.mass_above(2008) == pytest.approx((years > 2008).mean())
+
+
+def test_sketch_quantiles_on_the_grid_are_within_relative_accuracy():
+    values = np.random.default_rng(0).lognormal(size=200_000)
+    sketch = QuantileSketch()
+    sketch.update(values)
+    assert not sketch.exact
+    for q in (0.001, 0.01, 0.5, 0.99, 0.999):
+        assert sketch.quantile(q) == pytest.approx(np.quantile(values, q), rel=0.005)
+
+
+def test_sketch_halves_merge_to_the_whole_exactly():
+    values = np.random.default_rng(1).normal(size=50_000)
+    whole, left, right = QuantileSketch(), QuantileSketch(), QuantileSketch()
+    whole.update(values)
+    left.update(values[:100])  # still exact: merging an exact and a grid sketch
+    right.update(values[100:])
+    merged = left.merge(right)
+    assert not merged.exact and len(left.keys) <= EXACT_LIMIT
+    np.testing.assert_array_equal(merged.keys, whole.keys)
+    np.testing.assert_array_equal(merged.counts, whole.counts)
+
+
+def test_cdf_distance_matches_scipy_on_real_columns(penguins):
+    from scipy import stats
+
+    a = penguins.loc[penguins.species == "Adelie", "body_mass_g"].dropna().to_numpy()
+    b = penguins.loc[penguins.species == "Gentoo", "body_mass_g"].dropna().to_numpy()
+    sa, sb = QuantileSketch(), QuantileSketch()
+    sa.update(a)
+    sb.update(b)
+    ks, w1 = cdf_distance(sa, sb)
+    assert ks == pytest.approx(stats.ks_2samp(a, b).statistic)
+    assert w1 == pytest.approx(stats.wasserstein_distance(a, b))
+
+
+def test_duplicate_fraction_is_exact_when_small_and_unbiased_when_sampled():
+    rng = np.random.default_rng(2)
+    base = rng.integers(0, 2**63, size=100_000, dtype=np.int64).astype(np.uint64)
+    hashes = np.concatenate([base, base[:25_000]])  # 25,000 repeats of 125,000 rows
+    exact = DuplicateState()
+    exact.update(hashes)
+    assert exact.exact and exact.duplicate_fraction() == pytest.approx(0.2)
+    small = DuplicateState(capacity=4096)
+    for chunk in np.array_split(hashes, 7):
+        small.update(chunk)
+    assert small.level > 0 and len(small.hashes) <= 4096
+    assert small.duplicate_fraction() == pytest.approx(0.2, abs=0.03)
+
+
+def test_row_hashes_see_equal_rows_and_near_equal_numbers():
+    batch = pa.record_batch(
+        {
+            "x": [1.0, 1.0, 1.0004, 2.0, None],
+            "s": ["a", "a", "a", "b", None],
+        }
+    )
+    roles = {"x": ColumnRole.NUMERIC, "s": ColumnRole.CATEGORICAL}
+    exact = row_hashes(batch, roles)
+    near = row_hashes(batch, roles, digits=3)
+    assert exact[0] == exact[1] and exact[0] != exact[2] and exact[3] != exact[0]
+    assert near[0] == near[2]
+    assert len(set(exact.tolist())) == 4
+
+
+def test_string_hashes_ignore_slicing_offsets():
+    batch = pa.record_batch({"s": ["xx", "abc", "abc", "q"]})
+    roles = {"s": ColumnRole.CATEGORICAL}
+    whole = row_hashes(batch, roles)
+    sliced = row_hashes(batch.slice(1, 2), roles)
+    assert sliced[0] == sliced[1] == whole[1]
+
+
+def test_row_sample_is_uniform_and_merges(penguins):
+    table = pa.Table.from_pandas(penguins, preserve_index=False)
+    sample = RowSample(100, seed=0)
+    for batch in table.to_batches(max_chunksize=50):
+        sample.update(batch)
+    assert sample.result().num_rows == 100
+    left, right = RowSample(100, seed=1), RowSample(100, seed=2)
+    left.update(table.slice(0, 172).to_batches()[0])
+    right.update(table.slice(172).to_batches()[0])
+    merged = left.merge(right).result()
+    assert merged.num_rows == 100
+    # Each half holds half the rows, so about half the merged sample comes from each.
+    species_share = np.mean(np.isin(merged.column("species").to_pylist(), ["Adelie"]))
+    assert 0.25 < species_share < 0.65
+
+
+def test_profile_row_state_merges(penguins):
+    table = pa.Table.from_pandas(penguins, preserve_index=False)
+    roles = open_source(table).roles
+    doubled = pa.concat_tables([table, table.slice(0, 44)])
+    whole = build_profile(doubled.to_batches(), roles, sample_rows=64)
+    left = build_profile(doubled.slice(0, 200).to_batches(), roles, sample_rows=64)
+    right = build_profile(doubled.slice(200).to_batches(), roles, sample_rows=64)
+    merged = left.merge(right)
+    assert merged.duplicates.duplicate_fraction() == whole.duplicates.duplicate_fraction()
+    assert whole.duplicates.duplicate_fraction() == pytest.approx(44 / 388)
+    a, b = merged.comoments.result(), whole.comoments.result()
+    np.testing.assert_allclose(a.covariance, b.covariance, rtol=1e-10)
+    assert merged.sample.result().num_rows == 64
