@@ -30,6 +30,12 @@ from collapse_callbacks.errors import (
 )
 
 _LAZY = {
+    "CollapseGate": "collapse_callbacks.gate",
+    "GateReport": "collapse_callbacks.report",
+    "DimensionResult": "collapse_callbacks.dimensions.base",
+    "Signal": "collapse_callbacks.dimensions.base",
+    "SignalKind": "collapse_callbacks.dimensions.base",
+    "Status": "collapse_callbacks.dimensions.base",
     "open_source": "collapse_callbacks.data.source",
     "DataStream": "collapse_callbacks.data.stream",
     "ColumnRole": "collapse_callbacks.data.roles",
@@ -45,11 +51,14 @@ __all__ = [
     "FORMATS",
     "AllNullColumnError",
     "CollapseCallbacksError",
+    "CollapseGate",
     "ColumnRole",
     "CorruptFileError",
     "DataError",
     "DataStream",
+    "DimensionResult",
     "EmptyDataError",
+    "GateReport",
     "InvalidEncodingError",
     "MissingDependencyError",
     "MixedTypeError",
@@ -59,7 +68,10 @@ __all__ = [
     "RaggedRowsError",
     "SchemaAlignment",
     "SchemaMismatchError",
+    "Signal",
+    "SignalKind",
     "SourceNotFoundError",
+    "Status",
     "UnknownFormatError",
     "UnsupportedBatchError",
     "__version__",
@@ -74,7 +86,10 @@ if TYPE_CHECKING:
     from collapse_callbacks.data.schema import SchemaAlignment, align_schemas
     from collapse_callbacks.data.source import open_source
     from collapse_callbacks.data.stream import DataStream
+    from collapse_callbacks.dimensions.base import DimensionResult, Signal, SignalKind, Status
+    from collapse_callbacks.gate import CollapseGate
     from collapse_callbacks.profile.table import Profile, ProfileSummary, build_profile
+    from collapse_callbacks.report import GateReport
 
 
 def __getattr__(name: str):

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 EXIT_OK = 0
+EXIT_COLLAPSE = 1
 EXIT_BAD_INPUT = 2
 
 
@@ -40,7 +41,68 @@ def _parser() -> argparse.ArgumentParser:
         "--json", metavar="OUT", help="also write the profile as JSON to OUT ('-' for stdout)"
     )
     _add_read_options(profile)
+
+    check = commands.add_parser(
+        "check",
+        help="check a candidate training set against real reference data",
+        description="Exit 0 = pass, 1 = collapse detected, 2 = bad input or internal error.",
+    )
+    check.add_argument("reference", help="real data: a path, URL, glob, directory or example:NAME")
+    check.add_argument("candidate", help="the data you intend to train on")
+    _add_gate_options(check)
+    _add_read_options(check)
+
+    demo = commands.add_parser(
+        "demo",
+        help="watch the gate catch recursively generated data (real penguins, no download)",
+        description=(
+            "Fits a generative model to real data, samples from it, refits on the samples, "
+            "and checks each generation against held-out real data."
+        ),
+    )
+    demo.add_argument("--generations", type=_positive_int, default=5, metavar="N")
+    demo.add_argument(
+        "--rows",
+        type=_positive_int,
+        metavar="N",
+        help="rows per generation (default: as many as the real half)",
+    )
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--alpha", type=_probability, default=0.01)
     return parser
+
+
+def _add_gate_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("gate")
+    group.add_argument(
+        "--json", metavar="OUT", help="write the full report as JSON to OUT ('-' for stdout)"
+    )
+    group.add_argument(
+        "--alpha", type=_probability, default=0.01, help="false-alarm rate (default 0.01)"
+    )
+    group.add_argument(
+        "--seed", type=int, default=0, help="seed for sampling and splits (default 0)"
+    )
+    group.add_argument(
+        "--real-fraction",
+        type=_probability,
+        metavar="F",
+        help="share of real data in the candidate, if known",
+    )
+    group.add_argument(
+        "--lineage", choices=("replace", "accumulate"), help="how generations were combined"
+    )
+    group.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
 
 
 def _add_read_options(parser: argparse.ArgumentParser) -> None:
@@ -86,17 +148,77 @@ def _roles(pairs: list[str]) -> dict[str, str]:
 def _open(args: argparse.Namespace, source: str):
     from collapse_callbacks.data.source import open_source
 
-    return open_source(
-        source,
+    return open_source(source, columns=args.columns, max_rows=args.max_rows, **_read_options(args))
+
+
+def _read_options(args: argparse.Namespace) -> dict:
+    return dict(
         format=args.format,
-        columns=args.columns,
         exclude=args.exclude,
         roles=_roles(args.role),
-        max_rows=args.max_rows,
         sheet=args.sheet,
         key=args.key,
         encoding=args.encoding,
     )
+
+
+class _Progress:
+    """Rows read so far, on one stderr line, only when stderr is a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+
+    def __call__(self, label: str, rows: int) -> None:
+        if self.enabled:
+            sys.stderr.write(f"\rprofiling {label}: {rows:,} rows ")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r\033[K")
+
+
+def _check(args: argparse.Namespace) -> int:
+    from collapse_callbacks.gate import CollapseGate
+
+    gate = CollapseGate(
+        args.reference,
+        alpha=args.alpha,
+        seed=args.seed,
+        max_rows=args.max_rows,
+        columns=args.columns,
+        real_fraction=args.real_fraction,
+        lineage=args.lineage,
+        read_options=_read_options(args),
+    )
+    progress = _Progress(not args.quiet)
+    try:
+        report = gate.check(args.candidate, progress=progress)
+    finally:
+        progress.done()
+    _emit(report.render(), report.to_json(), args.json)
+    return EXIT_COLLAPSE if report.collapsed else EXIT_OK
+
+
+def _emit(text: str, json_text: str, destination: str | None) -> None:
+    if destination == "-":
+        sys.stdout.write(json_text + "\n")
+        return
+    sys.stdout.write(text)
+    if destination:
+        with open(destination, "w", encoding="utf-8") as out:
+            out.write(json_text + "\n")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from collapse_callbacks.demo import run_demo
+
+    sys.stdout.write(
+        run_demo(
+            generations_count=args.generations, rows=args.rows, seed=args.seed, alpha=args.alpha
+        )
+    )
+    return EXIT_OK
 
 
 def _profile(args: argparse.Namespace) -> int:
@@ -105,15 +227,7 @@ def _profile(args: argparse.Namespace) -> int:
 
     stream = _open(args, args.source)
     summary = build_profile(stream, stream.roles, source=args.source).result()
-    if args.json == "-":
-        json.dump(summary.to_dict(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
-        return EXIT_OK
-    sys.stdout.write(render_profile(summary))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as out:
-            json.dump(summary.to_dict(), out, indent=2)
-            out.write("\n")
+    _emit(render_profile(summary), json.dumps(summary.to_dict(), indent=2), args.json)
     return EXIT_OK
 
 
@@ -123,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from collapse_callbacks.errors import CollapseCallbacksError
 
     try:
-        return {"profile": _profile}[args.command](args)
+        return {"profile": _profile, "check": _check, "demo": _demo}[args.command](args)
     except BrokenPipeError:
         # The reader (e.g. `| head`) went away: not an error of ours.
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit

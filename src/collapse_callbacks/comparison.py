@@ -1,0 +1,266 @@
+"""The comparison of two profiles, and calibration against the reference itself.
+
+Sampling noise differs by dataset and by size, so a sample statistic is judged against
+its own null distribution: the same statistic computed between two *disjoint random
+splits of the reference sample*, each of the matched size ``h``. The observed value is
+computed at that same size (``h`` reference rows against ``h`` candidate rows), so null
+and observed are directly comparable, whatever the statistic's bias at small sizes.
+With ``B`` null draws, ``(observed - mean) / (sd * sqrt(1 + 1/B))`` is referred to a
+Student t with ``B - 1`` degrees of freedom (a prediction interval for one new draw).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pyarrow as pa
+from scipy import stats
+
+from collapse_callbacks.data.roles import ColumnRole
+from collapse_callbacks.profile.columns import float64_with_nulls
+from collapse_callbacks.profile.table import Profile
+
+DEFAULT_SPLITS = 40
+MIN_MATCHED_ROWS = 20
+MAX_CATEGORIES_ENCODED = 20
+
+
+class SampleView:
+    """Column arrays of one profile's row sample, cached; categories share one index
+    across the reference and the candidate so that codes are comparable."""
+
+    def __init__(
+        self, table: pa.Table, roles: dict[str, ColumnRole], categories: dict[str, list]
+    ) -> None:
+        self.table = table
+        self.rows = table.num_rows
+        self._roles = roles
+        self._categories = categories
+        self._cache: dict[tuple[str, str], np.ndarray] = {}
+
+    def numeric(self, column: str) -> np.ndarray:
+        """float64 with NaN for missing (booleans as 0/1)."""
+        key = ("numeric", column)
+        if key not in self._cache:
+            self._cache[key] = float64_with_nulls(self.table.column(column))[0]
+        return self._cache[key]
+
+    def codes(self, column: str) -> np.ndarray:
+        """int64 category codes in the shared index; -1 for missing or unseen-in-index."""
+        key = ("codes", column)
+        if key not in self._cache:
+            values = self.table.column(column).to_pylist()
+            index = {v: i for i, v in enumerate(self._categories[column])}
+            self._cache[key] = np.array(
+                [index.get(v, -1) if v is not None else -1 for v in values], dtype=np.int64
+            )
+        return self._cache[key]
+
+
+@dataclass(frozen=True)
+class Part:
+    """Some rows of a sample (a view and row indices), as one side of a statistic."""
+
+    view: SampleView
+    rows: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def numeric(self, column: str) -> np.ndarray:
+        return self.view.numeric(column)[self.rows]
+
+    def codes(self, column: str) -> np.ndarray:
+        return self.view.codes(column)[self.rows]
+
+    def head(self, n: int) -> Part:
+        """The first ``n`` rows; rows are in random order, so a random subset."""
+        return Part(self.view, self.rows[:n])
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    observed: np.ndarray
+    null: np.ndarray  # [B, ...]
+
+    @property
+    def null_mean(self) -> np.ndarray:
+        return np.nanmean(self.null, axis=0)
+
+    @property
+    def null_sd(self) -> np.ndarray:
+        return np.nanstd(self.null, axis=0, ddof=1)
+
+    def p_value(self, worse: str) -> np.ndarray:
+        """``worse`` is "lower", "higher" or "either": the direction that counts as damage."""
+        b = self.null.shape[0]
+        scale = self.null_sd * np.sqrt(1 + 1 / b)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = (self.observed - self.null_mean) / scale
+        # A statistic that never varies under the null: any change is significant.
+        degenerate = ~(scale > 0)
+        t = np.where(
+            degenerate,
+            np.where(
+                self.observed == self.null_mean,
+                0.0,
+                np.sign(self.observed - self.null_mean) * np.inf,
+            ),
+            t,
+        )
+        dist = stats.t(df=max(b - 1, 1))
+        if worse == "lower":
+            return dist.cdf(t)
+        if worse == "higher":
+            return dist.sf(t)
+        return np.minimum(1.0, 2 * dist.sf(np.abs(t)))
+
+
+class Comparison:
+    """Everything a dimension needs: both profiles, the aligned roles, the samples as
+    :class:`SampleView`, matched-size splits, and deterministic random generators."""
+
+    def __init__(
+        self,
+        reference: Profile,
+        candidate: Profile,
+        roles: dict[str, ColumnRole],
+        *,
+        alpha: float,
+        seed: int,
+        n_splits: int = DEFAULT_SPLITS,
+    ) -> None:
+        self.reference = reference
+        self.candidate = candidate
+        self.roles = dict(roles)
+        self.alpha = alpha
+        self.seed = seed
+        self.n_splits = n_splits
+        reference_table = reference.sample.result()
+        candidate_table = candidate.sample.result()
+        categories = {
+            name: _category_index(reference_table, candidate_table, name)
+            for name, role in self.roles.items()
+            if role in (ColumnRole.CATEGORICAL, ColumnRole.BOOLEAN)
+        }
+        self.reference_view = SampleView(reference_table, self.roles, categories)
+        self.candidate_view = SampleView(candidate_table, self.roles, categories)
+        self.categories = categories
+
+    def rng(self, purpose: str) -> np.random.Generator:
+        """A generator for one purpose: the same seed gives the same draws, and adding a
+        new purpose does not shift the draws of the others."""
+        digest = hashlib.sha256(f"{self.seed}:{purpose}".encode()).digest()
+        return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+    def columns(self, *roles: ColumnRole) -> list[str]:
+        return [name for name, role in self.roles.items() if role in roles]
+
+    @cached_property
+    def matched_rows(self) -> int:
+        return min(self.candidate_view.rows, self.reference_view.rows // 2)
+
+    @property
+    def can_calibrate(self) -> bool:
+        return self.matched_rows >= MIN_MATCHED_ROWS
+
+    @cached_property
+    def observed_parts(self) -> tuple[Part, Part]:
+        rng = self.rng("observed")
+        h = self.matched_rows
+        reference = rng.permutation(self.reference_view.rows)[:h]
+        candidate = rng.permutation(self.candidate_view.rows)[:h]
+        return Part(self.reference_view, reference), Part(self.candidate_view, candidate)
+
+    @cached_property
+    def null_parts(self) -> list[tuple[Part, Part]]:
+        rng = self.rng("null splits")
+        h = self.matched_rows
+        parts = []
+        for _ in range(self.n_splits):
+            order = rng.permutation(self.reference_view.rows)
+            parts.append(
+                (Part(self.reference_view, order[:h]), Part(self.reference_view, order[h : 2 * h]))
+            )
+        return parts
+
+    def calibrate(self, statistic: Callable[[Part, Part], float | np.ndarray]) -> Calibrated:
+        """``statistic(reference_part, other_part)`` at the observed parts and on every
+        null split. It may return one number or an array (one value per column)."""
+        observed = np.asarray(statistic(*self.observed_parts), dtype=np.float64)
+        null = np.stack([np.asarray(statistic(a, b), dtype=np.float64) for a, b in self.null_parts])
+        return Calibrated(observed, null)
+
+    @cached_property
+    def encoder(self) -> RowEncoder:
+        return RowEncoder(self)
+
+
+def _category_index(reference: pa.Table, candidate: pa.Table, column: str) -> list:
+    """Reference categories by frequency, then categories only the candidate has."""
+    from collections import Counter
+
+    ref = Counter(v for v in reference.column(column).to_pylist() if v is not None)
+    cand = Counter(v for v in candidate.column(column).to_pylist() if v is not None)
+    ordered = [v for v, _ in sorted(ref.items(), key=lambda kv: (-kv[1], str(kv[0])))]
+    ordered += [
+        v for v, _ in sorted(cand.items(), key=lambda kv: (-kv[1], str(kv[0]))) if v not in ref
+    ]
+    return ordered
+
+
+class RowEncoder:
+    """Rows as numeric vectors for distance- and classifier-based statistics.
+
+    Numeric columns are centered on the reference sample's median and scaled by its
+    inter-quartile range (robust to the outliers a tail test looks for); a missing value
+    becomes 0 plus a 0/1 missing-indicator column where the reference has any missing.
+    Categorical and boolean columns are one-hot over the reference's
+    ``MAX_CATEGORIES_ENCODED`` most frequent categories, scaled by 1/sqrt(2) so that two
+    different categories are at distance 1. Text, tokens and vectors are not encoded here.
+    """
+
+    def __init__(self, comparison: Comparison) -> None:
+        self.numeric = comparison.columns(ColumnRole.NUMERIC)
+        self.categorical = comparison.columns(ColumnRole.CATEGORICAL, ColumnRole.BOOLEAN)
+        ref = comparison.reference_view
+        self.center, self.scale, self.missing = {}, {}, {}
+        for name in self.numeric:
+            values = ref.numeric(name)
+            finite = values[np.isfinite(values)]
+            if len(finite) == 0:
+                finite = np.zeros(1)
+            q25, q50, q75 = np.percentile(finite, [25, 50, 75])
+            spread = q75 - q25 or np.std(finite) or 1.0
+            self.center[name], self.scale[name] = q50, spread
+            self.missing[name] = bool((~np.isfinite(values)).any())
+        self.width = (
+            len(self.numeric)
+            + sum(self.missing.values())
+            + sum(
+                min(len(comparison.categories[c]), MAX_CATEGORIES_ENCODED) for c in self.categorical
+            )
+        )
+
+    def encode(self, part: Part) -> np.ndarray:
+        blocks = []
+        for name in self.numeric:
+            values = (part.numeric(name) - self.center[name]) / self.scale[name]
+            finite = np.isfinite(values)
+            blocks.append(np.where(finite, values, 0.0)[:, None])
+            if self.missing[name]:
+                blocks.append((~finite).astype(np.float64)[:, None])
+        for name in self.categorical:
+            codes = part.codes(name)
+            k = min(len(part.view._categories[name]), MAX_CATEGORIES_ENCODED)
+            onehot = np.zeros((len(codes), k))
+            known = (codes >= 0) & (codes < k)
+            onehot[np.flatnonzero(known), codes[known]] = 1 / np.sqrt(2)
+            blocks.append(onehot)
+        if not blocks:
+            return np.zeros((len(part), 0))
+        return np.hstack(blocks)

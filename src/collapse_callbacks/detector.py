@@ -1,0 +1,113 @@
+"""Dimension evidence -> scored dimensions, score, collapsed, shift.
+
+False alarms are controlled family-wise: the user's ``alpha`` is split evenly over the
+dimensions that ran (Bonferroni), and within a dimension its signals are tested with
+Holm's step-down procedure at that share. A signal *fires* when Holm rejects it AND its
+effect exceeds the practical tolerance, so that negligible differences in huge datasets
+pass. ``collapsed`` is any firing narrowing or structure signal; ``shift`` is any firing
+shift signal (a change of location or mix), reported separately and not failing the gate.
+
+Scores: a signal scores 100 while its effect is within twice its noise and 50 when it
+exceeds that by its tolerance; a dimension scores its worst signal; the overall score is
+the mean of the dimensions that ran.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from collapse_callbacks.dimensions.base import (
+    DimensionEvidence,
+    DimensionResult,
+    Signal,
+    SignalKind,
+    Status,
+)
+
+# The order of the report; the two model dimensions need a model (the training
+# integrations provide one).
+DIMENSIONS = (
+    "distribution_fidelity",
+    "correlation_preservation",
+    "entropy_stability",
+    "gradient_health",
+    "loss_landscape",
+    "spectral_coherence",
+    "generalization_gap",
+    "statistical_consistency",
+)
+MODEL_DIMENSIONS = {
+    "gradient_health": "needs a model: runs inside the Lightning / Hugging Face callbacks",
+    "loss_landscape": "needs a model: runs inside the Lightning / Hugging Face callbacks",
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    score: float
+    collapsed: bool
+    shift: bool
+    dimensions: dict[str, DimensionResult]
+    diversity: DimensionResult
+    reasons: tuple[str, ...]
+
+
+def holm(signals: tuple[Signal, ...], alpha: float) -> tuple[set[int], float | None]:
+    """Indices of the signals Holm rejects at ``alpha``, and the smallest adjusted p."""
+    if not signals:
+        return set(), None
+    order = sorted(range(len(signals)), key=lambda i: signals[i].p_value)
+    k = len(signals)
+    rejected: set[int] = set()
+    for rank, i in enumerate(order):
+        if signals[i].p_value <= alpha / (k - rank):
+            rejected.add(i)
+        else:
+            break
+    adjusted = min(1.0, signals[order[0]].p_value * k)
+    return rejected, adjusted
+
+
+def score_dimension(evidence: DimensionEvidence, alpha: float) -> DimensionResult:
+    if evidence.not_run is not None:
+        return DimensionResult.not_run(evidence.name, evidence.not_run)
+    signals = evidence.signals
+    rejected, adjusted = holm(signals, alpha)
+    fired = sorted(
+        (i for i in rejected if signals[i].effect > signals[i].tolerance),
+        key=lambda i: signals[i].score(),
+    )
+    return DimensionResult(
+        name=evidence.name,
+        status=Status.FAIL if fired else Status.PASS,
+        score=min((s.score() for s in signals), default=100.0),
+        p_value=adjusted,
+        signals=signals,
+        fired=tuple(fired),
+        statistics=dict(evidence.statistics),
+    )
+
+
+def decide(
+    evidence: list[DimensionEvidence], diversity: DimensionEvidence, alpha: float
+) -> Verdict:
+    ran = [e for e in [*evidence, diversity] if e.not_run is None]
+    share = alpha / max(len(ran), 1)
+    results = {e.name: score_dimension(e, share) for e in evidence}
+    for name, reason in MODEL_DIMENSIONS.items():
+        results.setdefault(name, DimensionResult.not_run(name, reason))
+    order = [name for name in DIMENSIONS if name in results] + [n for n in results if n not in DIMENSIONS]
+    dimensions = {name: results[name] for name in order}
+    diversity_result = score_dimension(diversity, share)
+    collapsed = shift = False
+    reasons: list[str] = []
+    for result in [*dimensions.values(), diversity_result]:
+        for signal in result.firing:
+            if signal.kind is SignalKind.SHIFT:
+                shift = True
+            else:
+                collapsed = True
+            reasons.append(signal.sentence)
+    scores = [r.score for r in [*dimensions.values(), diversity_result] if r.score is not None]
+    score = sum(scores) / len(scores) if scores else 100.0
+    return Verdict(score, collapsed, shift, dimensions, diversity_result, tuple(reasons))

@@ -1,0 +1,208 @@
+"""CollapseGate: profile, compare, decide, report. The one place that orchestrates."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from collapse_callbacks._version import __version__
+from collapse_callbacks.comparison import DEFAULT_SPLITS, Comparison
+from collapse_callbacks.data.schema import SchemaAlignment, align_schemas
+from collapse_callbacks.data.source import open_source
+from collapse_callbacks.detector import decide
+from collapse_callbacks.dimensions.base import DimensionEvidence
+from collapse_callbacks.profile.table import DEFAULT_SAMPLE_ROWS, Profile
+from collapse_callbacks.report import GateReport, Sizes
+
+LINEAGES = ("replace", "accumulate")
+
+Progress = Callable[[str, int], None]
+
+
+class CollapseGate:
+    """Check candidate training sets against a real reference.
+
+    ``alpha`` is the false-alarm rate you accept when the candidate is in fact more real
+    data (family-wise across dimensions). ``max_rows`` bounds the rows read from each
+    source; ``sample_rows`` the uniform row sample the sample-based statistics use.
+    ``real_fraction`` and ``lineage`` ("replace": each generation's data replaces the
+    last; "accumulate": real and earlier data are kept) describe how the candidate was
+    made, when you know it: in a replace loop with little real data damage compounds
+    with every generation (Shumailov et al. 2024; Dohmatob et al. 2024), so the gate
+    tolerates smaller effects there (see ``tolerance_scale``); accumulating real data
+    bounds the damage (Gerstgrasser et al. 2024). Statistical significance is required
+    either way, so the false-alarm rate does not change.
+    """
+
+    def __init__(
+        self,
+        reference: Any = None,
+        *,
+        alpha: float = 0.01,
+        seed: int = 0,
+        max_rows: int | None = None,
+        sample_rows: int = DEFAULT_SAMPLE_ROWS,
+        n_splits: int = DEFAULT_SPLITS,
+        columns: Sequence[str] | None = None,
+        strict_columns: bool = False,
+        real_fraction: float | None = None,
+        lineage: str | None = None,
+        read_options: dict | None = None,
+    ) -> None:
+        if not 0 < alpha < 1:
+            raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+        if max_rows is not None and max_rows < 1:
+            raise ValueError(f"max_rows must be >= 1, got {max_rows}")
+        if sample_rows < 100:
+            raise ValueError(f"sample_rows must be >= 100, got {sample_rows}")
+        if n_splits < 10:
+            raise ValueError(f"n_splits must be >= 10 to calibrate, got {n_splits}")
+        if real_fraction is not None and not 0 <= real_fraction <= 1:
+            raise ValueError(f"real_fraction must be in [0, 1], got {real_fraction}")
+        if lineage is not None and lineage not in LINEAGES:
+            raise ValueError(f"lineage must be one of {LINEAGES}, got {lineage!r}")
+        self.reference = reference
+        self.alpha = alpha
+        self.seed = seed
+        self.max_rows = max_rows
+        self.sample_rows = sample_rows
+        self.n_splits = n_splits
+        self.columns = list(columns) if columns is not None else None
+        self.strict_columns = strict_columns
+        self.real_fraction = real_fraction
+        self.lineage = lineage
+        self.read_options = dict(read_options or {})
+        self._reference_profile: tuple[tuple, Profile] | None = None
+
+    @property
+    def tolerance_scale(self) -> float:
+        """Multiplier on every practical tolerance, from the stated lineage."""
+        if self.lineage == "replace":
+            return 0.5 if (self.real_fraction or 0.0) < 0.1 else 0.75
+        return 1.0
+
+    def _open(self, source: Any, **options):
+        return open_source(source, max_rows=self.max_rows, **self.read_options, **options)
+
+    def _profile(self, stream, roles, seed: int, progress: Progress | None, label: str) -> Profile:
+        profile = Profile(roles, source=stream.display, sample_rows=self.sample_rows, seed=seed)
+        rows = 0
+        for batch in stream:
+            profile.update(batch)
+            rows += batch.num_rows
+            if progress is not None:
+                progress(label, rows)
+        return profile
+
+    def check(self, candidate: Any, *, progress: Progress | None = None) -> GateReport:
+        """Profile ``candidate`` (anything ``open_source`` reads) and judge it."""
+        started = time.perf_counter()
+        if self.reference is None:
+            from collapse_callbacks.reference_free import check_reference_free
+
+            stream = self._open(candidate, columns=self.columns)
+            profile = self._profile(stream, stream.roles, self.seed + 1, progress, "candidate")
+            return check_reference_free(profile, self, started)
+        comparison, alignment = self.compare(candidate, progress=progress)
+        reference, candidate_profile = comparison.reference, comparison.candidate
+        evidence, diversity = run_dimensions(comparison)
+        scale = self.tolerance_scale
+        if scale != 1.0:
+            evidence = [_scaled(e, scale) for e in evidence]
+            diversity = _scaled(diversity, scale)
+        verdict = decide(evidence, diversity, self.alpha)
+        return GateReport(
+            score=verdict.score,
+            collapsed=verdict.collapsed,
+            shift=verdict.shift,
+            dimensions=verdict.dimensions,
+            diversity=verdict.diversity,
+            sizes=Sizes(
+                reference_rows=reference.rows,
+                candidate_rows=candidate_profile.rows,
+                reference_sample=comparison.reference_view.rows,
+                candidate_sample=comparison.candidate_view.rows,
+                matched_rows=comparison.matched_rows,
+            ),
+            alpha=self.alpha,
+            seed=self.seed,
+            seconds=time.perf_counter() - started,
+            version=__version__,
+            reasons=verdict.reasons,
+            notes=tuple(alignment.notes()) + self._lineage_notes(),
+            lineage={
+                "real_fraction": self.real_fraction,
+                "lineage": self.lineage,
+                "tolerance_scale": scale,
+            },
+        )
+
+    def compare(
+        self, candidate: Any, *, progress: Progress | None = None
+    ) -> tuple[Comparison, SchemaAlignment]:
+        """Align the columns and profile both sides (the reference once per column set)."""
+        reference_stream = self._open(self.reference, columns=self.columns)
+        candidate_stream = self._open(candidate, columns=self.columns)
+        alignment = align_schemas(
+            reference_stream.schema,
+            reference_stream.roles,
+            candidate_stream.schema,
+            candidate_stream.roles,
+            strict=self.strict_columns,
+        )
+        shared = list(alignment.roles)
+        key = (tuple(shared), tuple(alignment.roles.values()))
+        if self._reference_profile is not None and self._reference_profile[0] == key:
+            reference = self._reference_profile[1]
+        else:
+            stream = self._open(self.reference, columns=shared, roles=alignment.roles)
+            reference = self._profile(stream, alignment.roles, self.seed, progress, "reference")
+            self._reference_profile = (key, reference)
+        stream = self._open(candidate, columns=shared, roles=alignment.roles)
+        candidate_profile = self._profile(
+            stream, alignment.roles, self.seed + 1, progress, "candidate"
+        )
+        comparison = Comparison(
+            reference,
+            candidate_profile,
+            alignment.roles,
+            alpha=self.alpha,
+            seed=self.seed,
+            n_splits=self.n_splits,
+        )
+        return comparison, alignment
+
+    def _lineage_notes(self) -> tuple[str, ...]:
+        if self.lineage is None:
+            return ()
+        real = "unknown" if self.real_fraction is None else f"{self.real_fraction:.0%}"
+        if self.lineage == "replace":
+            return (
+                f"lineage: each generation replaces the last, real share {real}; damage compounds "
+                f"in this setting, so tolerances are scaled by {self.tolerance_scale}",
+            )
+        return (
+            f"lineage: real and earlier data accumulate (real share {real}); this bounds the damage",
+        )
+
+
+def run_dimensions(comparison: Comparison) -> tuple[list[DimensionEvidence], DimensionEvidence]:
+    from collapse_callbacks import diversity
+    from collapse_callbacks.dimensions import (
+        consistency,
+        correlation,
+        entropy,
+        fidelity,
+        generalization,
+        spectral,
+    )
+
+    modules = (fidelity, correlation, entropy, spectral, generalization, consistency)
+    return [module.run(comparison) for module in modules], diversity.run(comparison)
+
+
+def _scaled(evidence: DimensionEvidence, scale: float) -> DimensionEvidence:
+    signals = tuple(dataclasses.replace(s, tolerance=s.tolerance * scale) for s in evidence.signals)
+    return dataclasses.replace(evidence, signals=signals)
