@@ -96,7 +96,9 @@ def decide(
     results = {e.name: score_dimension(e, share) for e in evidence}
     for name, reason in MODEL_DIMENSIONS.items():
         results.setdefault(name, DimensionResult.not_run(name, reason))
-    order = [name for name in DIMENSIONS if name in results] + [n for n in results if n not in DIMENSIONS]
+    order = [name for name in DIMENSIONS if name in results] + [
+        n for n in results if n not in DIMENSIONS
+    ]
     dimensions = {name: results[name] for name in order}
     diversity_result = score_dimension(diversity, share)
     collapsed = shift = False

@@ -33,7 +33,9 @@ def test_a_signal_fires_only_when_significant_and_beyond_tolerance():
     significant_but_small = _signal(1e-9, effect=0.05, tolerance=0.1)
     large_but_noise = _signal(0.2, effect=0.5, tolerance=0.1)
     both = _signal(1e-9, effect=0.5, tolerance=0.1, column="y")
-    result = score_dimension(DimensionEvidence("d", (significant_but_small, large_but_noise, both)), 0.01)
+    result = score_dimension(
+        DimensionEvidence("d", (significant_but_small, large_but_noise, both)), 0.01
+    )
     assert result.status is Status.FAIL
     assert result.fired == (2,)
     assert result.drivers == ("y",)
@@ -49,7 +51,9 @@ def test_signal_score_is_100_within_noise_and_50_at_tolerance_beyond_it():
 def test_shift_alone_does_not_collapse_and_model_dimensions_are_listed_not_run():
     shift = DimensionEvidence("statistical_consistency", (_signal(1e-12, 0.5, SignalKind.SHIFT),))
     quiet = DimensionEvidence("distribution_fidelity", (_signal(0.4, 0.01),))
-    verdict = decide([quiet, shift], DimensionEvidence("diversity", (_signal(0.3, 0.0),)), alpha=0.01)
+    verdict = decide(
+        [quiet, shift], DimensionEvidence("diversity", (_signal(0.3, 0.0),)), alpha=0.01
+    )
     assert verdict.shift and not verdict.collapsed
     assert list(verdict.dimensions) == [d for d in DIMENSIONS if d in verdict.dimensions]
     assert verdict.dimensions["gradient_health"].status is Status.NOT_RUN
@@ -58,7 +62,9 @@ def test_shift_alone_does_not_collapse_and_model_dimensions_are_listed_not_run()
 
 def test_alpha_is_shared_across_the_dimensions_that_ran():
     # p = 0.004 passes alone at 0.01 but not once three families share it (0.0033 each).
-    evidence = [DimensionEvidence(f"d{i}", (_signal(0.004 if i == 0 else 0.9, 1.0),)) for i in range(2)]
+    evidence = [
+        DimensionEvidence(f"d{i}", (_signal(0.004 if i == 0 else 0.9, 1.0),)) for i in range(2)
+    ]
     alone = decide(evidence[:1], DimensionEvidence("diversity", not_run="no"), alpha=0.01)
     shared = decide(evidence, DimensionEvidence("diversity", (_signal(0.9, 0.0),)), alpha=0.01)
     assert alone.collapsed and not shared.collapsed
