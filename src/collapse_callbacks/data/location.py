@@ -128,7 +128,8 @@ def resolve(
             f"unknown format {format!r}; formats are: {', '.join(FORMATS)}", path=display
         )
     fs, path = filesystem_for(display, storage_options)
-    if _GLOB_CHARS & set(path):
+    # A name that holds glob characters but exists as spelled ("run[1].csv") is that file.
+    if _GLOB_CHARS & set(path) and not fs.exists(path):
         paths = sorted(p for p in fs.glob(path) if not fs.isdir(p))
         if not paths:
             raise SourceNotFoundError("the pattern matches no file", path=display)

@@ -15,7 +15,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from collapse_callbacks.errors import DataError, MixedTypeError, UnsupportedBatchError
+from collapse_callbacks.errors import (
+    DataError,
+    MixedTypeError,
+    NoColumnsError,
+    UnsupportedBatchError,
+)
 
 Opener = Callable[[], Iterator[pa.RecordBatch]]
 
@@ -75,6 +80,8 @@ def _is_array_like(value: Any) -> bool:
 
 def _pandas_batches(frame, batch_rows: int) -> Iterator[pa.RecordBatch]:
     if frame.shape[1] == 0:
+        if len(frame):
+            raise NoColumnsError(f"the pandas DataFrame has {len(frame)} rows but no columns")
         return
     for start in range(0, len(frame), batch_rows):
         part = frame.iloc[start : start + batch_rows]

@@ -76,7 +76,7 @@ def open_source(
 
 
 def _read_resolved(resolved: Resolved, **options) -> Iterator[pa.RecordBatch]:
-    if resolved.parquet_dir is not None and len(resolved.files) > 1:
+    if resolved.parquet_dir is not None:
         from collapse_callbacks.data.formats.columnar import read_parquet_dataset
 
         yield from read_parquet_dataset(

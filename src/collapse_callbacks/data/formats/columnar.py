@@ -22,10 +22,9 @@ def _corrupt(
 
 
 def _guarded(
-    batches: Iterator[pa.RecordBatch], kind: str, display: str
+    batches: Iterator[pa.RecordBatch], kind: str, display: str, rows: int = 0
 ) -> Iterator[pa.RecordBatch]:
     """Re-raise a failure half-way through a file with the rows already read."""
-    rows = 0
     while True:
         try:
             batch = next(batches)
@@ -48,9 +47,14 @@ def read_parquet_file(ref: FileRef, *, batch_rows: int) -> Iterator[pa.RecordBat
             parquet = pq.ParquetFile(handle, pre_buffer=False)
         except _ARROW_FAILURES as exc:
             raise _corrupt("Parquet", ref.display, exc) from None
-        yield from _guarded(
-            iter(parquet.iter_batches(batch_size=batch_rows)), "Parquet", ref.display
+        # One row group at a time: a batch never spans row groups (iter_batches over the
+        # whole file would fill batch_rows from as many row groups as it takes).
+        batches = (
+            batch
+            for group in range(parquet.num_row_groups)
+            for batch in parquet.iter_batches(batch_size=batch_rows, row_groups=[group])
         )
+        yield from _guarded(batches, "Parquet", ref.display)
     finally:
         handle.close()
 
@@ -58,21 +62,36 @@ def read_parquet_file(ref: FileRef, *, batch_rows: int) -> Iterator[pa.RecordBat
 def read_parquet_dataset(
     fs, directory: str, display: str, *, batch_rows: int
 ) -> Iterator[pa.RecordBatch]:
-    """A directory of Parquet files; ``key=value`` folders become columns (hive partitioning)."""
+    """A directory of Parquet files; ``key=value`` folders become columns (hive partitioning).
+
+    Files are read one after another in path order, so an error names the file and the
+    rows of the dataset read before it.
+    """
     import pyarrow.dataset as ds
 
     try:
         dataset = ds.dataset(directory, filesystem=fs, format="parquet", partitioning="hive")
-        # Bounded read-ahead and no pre-buffering keep memory flat as the dataset grows.
-        batches = dataset.to_batches(
-            batch_size=batch_rows,
-            fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=False),
-            batch_readahead=2,
-            fragment_readahead=1,
-        )
+        fragments = sorted(dataset.get_fragments(), key=lambda fragment: fragment.path)
     except _ARROW_FAILURES as exc:
         raise _corrupt("Parquet", display, exc) from None
-    yield from _guarded(iter(batches), "Parquet", display)
+    protocol = display.split("://", 1)[0] + "://" if "://" in display else ""
+    rows = 0
+    for fragment in fragments:
+        shown = protocol + fragment.path
+        try:
+            # The dataset schema brings the partition columns, filled from the folder names.
+            # Bounded read-ahead and no pre-buffering keep memory flat as the dataset grows.
+            batches = fragment.to_batches(
+                schema=dataset.schema,
+                batch_size=batch_rows,
+                fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=False),
+                batch_readahead=2,
+            )
+        except _ARROW_FAILURES as exc:
+            raise _corrupt("Parquet", shown, exc, rows) from None
+        for batch in _guarded(iter(batches), "Parquet", shown, rows):
+            rows += batch.num_rows
+            yield batch
 
 
 def read_arrow(ref: FileRef, *, stream: bool) -> Iterator[pa.RecordBatch]:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
-from collapse_callbacks.data.formats.rows import RowBatcher
+from collapse_callbacks.data.formats.rows import RowBatcher, check_unique_names
 from collapse_callbacks.data.location import FileRef
 from collapse_callbacks.errors import (
     CorruptFileError,
@@ -60,6 +60,7 @@ def _sheet_batches(worksheet, display: str, batch_rows: int) -> Iterator[pa.Reco
     while width and header[width - 1] is None:
         width -= 1
     names = [str(v) if v is not None else f"column_{i}" for i, v in enumerate(header[:width])]
+    check_unique_names(names, display)
     batcher = RowBatcher(display)
     columns: list[list] = [[] for _ in names]
     start = row = 0

@@ -31,41 +31,46 @@ def read_hdf5(ref: FileRef, *, batch_rows: int, key: str | None) -> Iterator[pa.
         raise MissingDependencyError("reading HDF5", "h5py", "hdf5") from exc
     handle = ref.path if ref.is_local else ref.fs.open(ref.path, "rb")
     try:
-        h5 = h5py.File(handle, "r")
-    except OSError as exc:
-        raise CorruptFileError(
-            f"not a readable HDF5 file (corrupt or truncated?): {exc}", path=ref.display
-        ) from None
-    with h5:
-        group = _group(h5, key, ref.display, h5py)
-        columns = _columns(group, ref.display, h5py)
-        rows = {name: len(ds) for name, (ds, _) in columns.items()}
-        if len(set(rows.values())) > 1:
-            sizes = ", ".join(f"{name}: {n}" for name, n in rows.items())
-            raise DataError(
-                f"datasets in the group have different lengths ({sizes})", path=ref.display
-            )
-        total = next(iter(rows.values()))
-        for start in range(0, total, batch_rows):
-            stop = min(start + batch_rows, total)
-            arrays, names = [], []
-            for name, (dataset, field) in columns.items():
-                try:
-                    values = (
-                        dataset[start:stop] if field is None else dataset.fields(field)[start:stop]
-                    )
-                except (OSError, RuntimeError) as exc:
-                    raise CorruptFileError(
-                        f"cannot read dataset: {exc}",
-                        path=ref.display,
-                        column=name,
-                        rows=(start, stop),
-                    ) from None
-                arrays.append(_to_arrow(values, name, ref.display, start))
-                names.append(name)
-            yield pa.RecordBatch.from_arrays(arrays, names=names)
-    if not ref.is_local:
-        handle.close()
+        try:
+            h5 = h5py.File(handle, "r")
+        except (OSError, ValueError) as exc:
+            raise CorruptFileError(
+                f"not a readable HDF5 file (corrupt or truncated?): {exc}", path=ref.display
+            ) from None
+        with h5:
+            yield from _group_batches(h5, ref.display, batch_rows, key, h5py)
+    finally:
+        if not ref.is_local:
+            handle.close()
+
+
+def _group_batches(h5, display: str, batch_rows: int, key: str | None, h5py):
+    group = _group(h5, key, display, h5py)
+    columns = _columns(group, display, h5py)
+    rows = {name: len(ds) for name, (ds, _) in columns.items()}
+    if len(set(rows.values())) > 1:
+        sizes = ", ".join(f"{name}: {n}" for name, n in rows.items())
+        raise DataError(f"datasets in the group have different lengths ({sizes})", path=display)
+    total = next(iter(rows.values()))
+    for start in range(0, total, batch_rows):
+        stop = min(start + batch_rows, total)
+        arrays, names = [], []
+        for name, (dataset, field) in columns.items():
+            try:
+                values = dataset[start:stop] if field is None else dataset.fields(field)[start:stop]
+            except (OSError, RuntimeError) as exc:
+                raise CorruptFileError(
+                    f"cannot read dataset: {exc}", path=display, column=name, rows=(start, stop)
+                ) from None
+            except (TypeError, ValueError) as exc:
+                raise DataError(
+                    f"cannot read dataset of type {dataset.dtype}: {exc}",
+                    path=display,
+                    column=name,
+                ) from None
+            arrays.append(_to_arrow(values, name, display, start))
+            names.append(name)
+        yield pa.RecordBatch.from_arrays(arrays, names=names)
 
 
 def _group(h5, key: str | None, display: str, h5py):
@@ -108,13 +113,25 @@ def _columns(group, display: str, h5py) -> dict:
 
 
 def _to_arrow(values: np.ndarray, name: str, display: str, start: int) -> pa.Array:
-    if values.dtype.kind in "SO" or values.dtype.kind == "U":
+    if values.dtype.kind in "SOU":
+        if values.ndim != 1:
+            raise DataError(
+                "a 2-D dataset of strings is not a column; store one string per row",
+                path=display,
+                column=name,
+            )
         return _strings(values, name, display, start)
-    if values.ndim == 2:
-        width = values.shape[1]
-        flat = np.ascontiguousarray(values, dtype=np.float32).reshape(-1)
-        return pa.FixedSizeListArray.from_arrays(pa.array(flat), width)
-    return pa.array(values)
+    try:
+        if values.ndim == 2:
+            # Floats keep their width (float64 stays exact); other numbers become float64.
+            dtype = values.dtype if values.dtype.kind == "f" else np.float64
+            flat = np.ascontiguousarray(values, dtype=dtype).reshape(-1)
+            return pa.FixedSizeListArray.from_arrays(pa.array(flat), values.shape[1])
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, TypeError) as exc:
+        raise DataError(
+            f"HDF5 type {values.dtype} has no column type: {exc}", path=display, column=name
+        ) from None
 
 
 def _strings(values: np.ndarray, name: str, display: str, start: int) -> pa.Array:

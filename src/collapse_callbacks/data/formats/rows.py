@@ -12,10 +12,11 @@ from collections.abc import Sequence
 
 import pyarrow as pa
 
-from collapse_callbacks.errors import MixedTypeError
+from collapse_callbacks.errors import DataError, MixedTypeError
 
 
-def _kind(value) -> str:
+def value_kind(value) -> str:
+    """The JSON-ish kind of a Python value: boolean, number, string, list, object, ..."""
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, (int, float)):
@@ -53,12 +54,25 @@ def first_mismatch(
     for i, value in enumerate(values):
         if value is None:
             continue
-        kind = _kind(value)
+        kind = value_kind(value)
         if expected is None:
             expected = kind
         elif kind != expected:
             return start_row + i, expected, kind
     return None
+
+
+def check_unique_names(names: Sequence[str], path: str) -> None:
+    """A header that names a column twice would leave one of them unreachable by name."""
+    seen: set[str] = set()
+    twice = [name for name in names if name in seen or seen.add(name)]
+    if twice:
+        raise DataError(
+            f"the header names {', '.join(map(repr, dict.fromkeys(twice)))} more than once; "
+            "rename the columns",
+            path=path,
+            column=twice[0],
+        )
 
 
 def promote(dtype: pa.DataType) -> pa.DataType:
@@ -105,7 +119,9 @@ class RowBatcher:
                 rows=(row, row + 1),
             )
         return MixedTypeError(
-            f"values do not fit the column's type {known}",
+            f"values do not fit the column's type {known}"
+            if known is not None
+            else "values do not fit one column type (a number too large for 64 bits?)",
             path=self.path,
             column=name,
             rows=(start_row, start_row + len(values)),
