@@ -107,3 +107,9 @@ def test_alignment_lists_every_conflict_at_once():
 def test_alignment_without_shared_columns_is_an_error():
     with pytest.raises(SchemaMismatchError, match="no column in common"):
         align_schemas(*_side(pa.table({"a": [1.0]})), *_side(pa.table({"b": [1.0]})))
+
+
+def test_repeated_column_names_from_any_source_are_an_error():
+    table = pa.Table.from_arrays([pa.array([1.0]), pa.array([2.0])], names=["a", "a"])
+    with pytest.raises(DataError, match="column names appear more than once: a"):
+        _ = open_source(table).roles

@@ -109,6 +109,12 @@ class DataStream:
         if rows == 0:
             raise EmptyDataError("the source has columns but no rows", path=self.display)
         schema = _unified_schema(head)
+        repeated = sorted({n for n in schema.names if schema.names.count(n) > 1})
+        if repeated:
+            raise DataError(
+                f"column names appear more than once: {', '.join(repeated)}; rename them",
+                path=self.display,
+            )
         self._roles = infer_roles(schema, head, self._role_overrides, path=self.display)
         self._schema = schema
         self._pending = (head, batches)
