@@ -68,6 +68,12 @@ def _parser() -> argparse.ArgumentParser:
         help="rows per generation (default: as many as the real half)",
     )
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument(
+        "--temperature",
+        type=float,
+        default=0.9,
+        help="sampling temperature of the generator (default 0.9)",
+    )
     demo.add_argument("--alpha", type=_probability, default=0.01)
     return parser
 

@@ -84,7 +84,8 @@ class CollapseGate:
         return 1.0
 
     def _open(self, source: Any, **options):
-        return open_source(source, max_rows=self.max_rows, **self.read_options, **options)
+        # Explicit options win: after alignment the aligned roles replace the user's.
+        return open_source(source, max_rows=self.max_rows, **{**self.read_options, **options})
 
     def _profile(self, stream, roles, seed: int, progress: Progress | None, label: str) -> Profile:
         profile = Profile(roles, source=stream.display, sample_rows=self.sample_rows, seed=seed)
@@ -189,6 +190,20 @@ class CollapseGate:
 
 
 def run_dimensions(comparison: Comparison) -> tuple[list[DimensionEvidence], DimensionEvidence]:
+    """Every data dimension and the diversity analyzer, on one BLAS thread.
+
+    The statistics use many small matrices (covariances, eigen-decompositions of a few
+    dozen columns): threads do not speed them up, on a busy host their spin-waiting slows
+    them several-fold, and a fixed thread count keeps the report bit-for-bit the same
+    from one machine to the next.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _run_dimensions(comparison)
+
+
+def _run_dimensions(comparison: Comparison) -> tuple[list[DimensionEvidence], DimensionEvidence]:
     from collapse_callbacks import diversity
     from collapse_callbacks.dimensions import (
         consistency,

@@ -1,0 +1,397 @@
+"""The diversity analyzer: is the candidate as varied as the reference?
+
+Not one of the eight dimensions, but its evidence feeds the verdict the same way. Every
+signal is narrowing (one-sided: a more varied candidate is not collapsing), computed on
+the comparison's matched parts and calibrated against disjoint reference splits of the
+same size. Each figure is also given for the reference itself, so a report can say
+"candidate 0.61 vs reference 0.93": for coverage and recall, which compare two parts,
+the mean over the reference splits; for the one-part figures (duplicate rates, distinct
+ratios, Vendi) the matched reference part's own figure, compared as a difference (see
+:class:`~collapse_callbacks.dimensions.spectral.Paired`).
+
+* ``duplicate_rate`` / ``near_duplicate_rate``: share of a part's rows that repeat an
+  earlier row of the part, exactly or with numbers rounded to
+  ``NEAR_DUPLICATE_DIGITS`` significant digits (higher is worse).
+* ``distinct_ratio`` per column with at least ``MIN_DISTINCT_VALUES`` distinct values:
+  distinct present values over present values.
+* ``coverage`` (Naeem et al. 2020, PRDC): share of reference rows whose k-NN ball
+  (radius: distance to their k-th nearest reference row) holds a candidate row.
+* ``recall`` (Kynkaanniemi et al. 2019, as in PRDC): share of reference rows inside the
+  k-NN ball of some candidate row.
+* ``vendi``: exp of the entropy of the normalized eigenvalues of an RBF kernel matrix of
+  the rows (Friedman & Dieng 2023), the "effective number of distinct rows"; the kernel
+  is approximated with random Fourier features, so it costs O(n * features).
+
+Statistics add the full-data duplicate fractions of both profiles and PRDC precision and
+density, for information.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.compute as pc
+from scipy.spatial.distance import pdist
+
+from collapse_callbacks.comparison import Comparison, Part, SampleView
+from collapse_callbacks.dimensions.base import DimensionEvidence, Signal, SignalKind
+from collapse_callbacks.dimensions.entropy import (
+    KNN_DISTANCE_FLOOR,
+    MAX_NEIGHBOUR_DIMENSIONS,
+    kth_neighbour_distance,
+    squared_distances,
+)
+from collapse_callbacks.dimensions.spectral import (
+    EncodedRows,
+    Paired,
+    ProjectedRows,
+    figures,
+    not_calibratable,
+    percent,
+    relative_loss,
+)
+from collapse_callbacks.profile.rows import row_hashes
+from collapse_callbacks.profile.table import NEAR_DUPLICATE_DIGITS
+
+NAME = "diversity"
+
+PRDC_K = 5
+# PRDC needs three distance matrices per part pair, and the Vendi score a feature map
+# and an eigen-decomposition per part; both run once per null split, so on 1,000 rows.
+PRDC_ROWS = 1000
+VENDI_ROWS = 1000
+VENDI_FEATURES = 256
+BANDWIDTH_ROWS = 1000
+
+# A column's distinct ratio is a signal only when the reference part holds at least this
+# many distinct values. With fewer, the count moves by whole rare values (a pixel that is
+# non-zero in three rows of a thousand), its null is too discrete for the t reference,
+# and lost categories are the fidelity dimension's rare-category coverage anyway.
+MIN_DISTINCT_VALUES = 20
+
+# Tolerances: the effect each signal must exceed to matter in practice.
+# One percentage point more repeated rows than the reference: a tenth of the 10% repeat
+# share at which the repetition study in COLLAPSE-RESEARCH 1.2 lost a third of the compute.
+DUPLICATE_TOLERANCE = 0.01
+NEAR_DUPLICATE_TOLERANCE = 0.01
+# Share of the distinct values lost: 5% is one category in twenty gone.
+DISTINCT_TOLERANCE = 0.05
+# Share of the reference's coverage / recall lost: 5% of the reference's support no
+# longer reached by candidate rows.
+COVERAGE_TOLERANCE = 0.05
+RECALL_TOLERANCE = 0.05
+# Share of the effective number of distinct rows lost.
+VENDI_TOLERANCE = 0.10
+
+
+def _hashes(view: SampleView, roles, digits: int | None) -> np.ndarray:
+    batches = view.table.to_batches()
+    if not batches:
+        return np.empty(0, dtype=np.uint64)
+    return np.concatenate([row_hashes(batch, roles, digits) for batch in batches])
+
+
+def _value_ids(view: SampleView, column: str, role) -> np.ndarray:
+    """Dense ids of a column's values in one sample (-1 where missing)."""
+    hashes = _hashes(view, {column: role}, None)
+    _, ids = np.unique(hashes, return_inverse=True)
+    missing = pc.is_null(view.table.column(column), nan_is_null=True)
+    ids = ids.astype(np.int64)
+    ids[np.asarray(missing.to_numpy(zero_copy_only=False), dtype=bool)] = -1
+    return ids
+
+
+def duplicate_rate(hashes: np.ndarray) -> float:
+    return 1.0 - len(np.unique(hashes)) / len(hashes) if len(hashes) else np.nan
+
+
+def distinct_count(ids: np.ndarray) -> tuple[int, int]:
+    """Distinct present values and present values."""
+    ids = ids[ids >= 0]
+    return (int(np.count_nonzero(np.bincount(ids))) if len(ids) else 0), len(ids)
+
+
+def distinct_ratio(ids: np.ndarray) -> float:
+    ids = ids[ids >= 0]
+    return np.count_nonzero(np.bincount(ids)) / len(ids) if len(ids) else np.nan
+
+
+def prdc(real: np.ndarray, fake: np.ndarray, k: int = PRDC_K, floor: float = 0.0) -> np.ndarray:
+    """[precision, recall, density, coverage] of ``fake`` against ``real`` (Naeem et al.
+    2020), with ``<=`` on ball radii floored at ``floor`` so repeated rows count as inside."""
+    real_radius = np.maximum(kth_neighbour_distance(real, k), floor)
+    fake_radius = np.maximum(kth_neighbour_distance(fake, k), floor)
+    distances = np.sqrt(squared_distances(real, fake))
+    inside_real = distances <= real_radius[:, None]  # fake j inside real i's ball
+    precision = inside_real.any(axis=0).mean()
+    density = inside_real.sum() / (k * distances.shape[1])
+    coverage = inside_real.any(axis=1).mean()
+    recall = (distances <= fake_radius[None, :]).any(axis=1).mean()
+    return np.array([precision, recall, density, coverage])
+
+
+class RandomFourierVendi:
+    """Vendi score with an RBF kernel ``exp(-|x - y|^2 / (2 bandwidth^2))`` approximated
+    by ``features`` random Fourier features drawn once (so every part shares them)."""
+
+    def __init__(self, width: int, bandwidth: float, features: int, rng) -> None:
+        self.bandwidth = bandwidth
+        self.weights = rng.normal(scale=1.0 / bandwidth, size=(width, features))
+        self.phases = rng.uniform(0.0, 2.0 * np.pi, size=features)
+        self.scale = np.sqrt(2.0 / features)
+
+    def __call__(self, x: np.ndarray) -> float:
+        if len(x) == 0:
+            return np.nan
+        phi = self.scale * np.cos(x @ self.weights + self.phases)
+        # The kernel matrix phi phi^T and phi^T phi share their non-zero eigenvalues:
+        # decompose the smaller one.
+        gram = phi @ phi.T if len(x) < phi.shape[1] else phi.T @ phi
+        eigenvalues = np.clip(np.linalg.eigvalsh(gram / len(x)), 0.0, None)
+        total = eigenvalues.sum()
+        if not total > 0:
+            return np.nan
+        p = eigenvalues[eigenvalues > 0] / total
+        return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def _full_data_statistics(comparison: Comparison) -> dict[str, float]:
+    statistics: dict[str, float] = {}
+    for side, profile in (("reference", comparison.reference), ("candidate", comparison.candidate)):
+        for key, state in (
+            ("duplicate", getattr(profile, "duplicates", None)),
+            ("near_duplicate", getattr(profile, "near_duplicates", None)),
+        ):
+            if state is None:
+                continue
+            statistics[f"{side}_{key}_fraction"] = float(state.duplicate_fraction())
+            statistics[f"{side}_{key}_fraction_exact"] = float(state.exact)
+    return statistics
+
+
+def _duplicate_signals(comparison: Comparison, statistics: dict[str, float]) -> list[Signal]:
+    roles = comparison.roles
+    views = (comparison.reference_view, comparison.candidate_view)
+    exact = {id(v): _hashes(v, roles, None) for v in views}
+    near = {id(v): _hashes(v, roles, NEAR_DUPLICATE_DIGITS) for v in views}
+
+    def statistic(a: Part, b: Part) -> np.ndarray:
+        return np.array(
+            [
+                [duplicate_rate(exact[id(p.view)][p.rows]) for p in (b, a)],
+                [duplicate_rate(near[id(p.view)][p.rows]) for p in (b, a)],
+            ]
+        ).T
+
+    cal = comparison.calibrate(statistic)
+    rows = comparison.matched_rows
+    # The binomial spread of the difference of two rates, at least one row in ``rows``:
+    # a reference whose splits never repeat a row must not turn a single candidate
+    # repeat into certainty.
+    base = np.maximum(np.atleast_2d(cal.null_mean)[1], 1.0 / rows)
+    fig = Paired.from_calibrated(
+        cal, "higher", relative=False, min_spread=np.sqrt(2.0 * base / rows)
+    )
+    signals = []
+    specs = (
+        ("duplicate_rate", "duplicate", "repeat another row exactly", DUPLICATE_TOLERANCE),
+        (
+            "near_duplicate_rate",
+            "near_duplicate",
+            f"repeat another row with numbers rounded to {NEAR_DUPLICATE_DIGITS} significant "
+            "digits",
+            NEAR_DUPLICATE_TOLERANCE,
+        ),
+    )
+    for j, (name, key, what, tolerance) in enumerate(specs):
+        value, reference = float(fig.value[j]), float(fig.reference[j])
+        statistics[name] = value
+        statistics[f"{name}_reference"] = reference
+        sentence = (
+            f"{percent(value)} of the candidate's {rows} matched rows {what} "
+            f"(reference {percent(reference)})"
+        )
+        whole = statistics.get(f"candidate_{key}_fraction")
+        if whole is not None:
+            estimated = "" if statistics[f"candidate_{key}_fraction_exact"] else " (estimated)"
+            sentence += (
+                f"; over the whole candidate {percent(whole)} of rows are repeats{estimated}, "
+                f"reference {percent(statistics[f'reference_{key}_fraction'])}"
+            )
+        signals.append(
+            Signal(
+                name=name,
+                kind=SignalKind.NARROWING,
+                column=None,
+                value=value,
+                reference_value=reference,
+                effect=float(fig.effect[j]),
+                tolerance=tolerance,
+                noise=float(fig.noise[j]),
+                p_value=float(fig.p_value[j]),
+                sentence=sentence,
+            )
+        )
+    return signals
+
+
+def _distinct_signals(comparison: Comparison, statistics: dict[str, float]) -> list[Signal]:
+    columns = list(comparison.roles)
+    views = (comparison.reference_view, comparison.candidate_view)
+    ids = {(id(v), c): _value_ids(v, c, comparison.roles[c]) for v in views for c in columns}
+
+    def statistic(a: Part, b: Part) -> np.ndarray:
+        return np.array(
+            [[distinct_ratio(ids[(id(p.view), c)][p.rows]) for c in columns] for p in (b, a)]
+        )
+
+    fig = Paired.from_calibrated(comparison.calibrate(statistic), "lower", relative=True)
+    a, b = comparison.observed_parts
+    signals = []
+    for j, column in enumerate(columns):
+        if not fig.finite(j):
+            continue
+        value, reference = float(fig.value[j]), float(fig.reference[j])
+        (nb, rows_b), (na, rows_a) = (
+            distinct_count(ids[(id(p.view), column)][p.rows]) for p in (b, a)
+        )
+        statistics[f"distinct_ratio[{column}]"] = value
+        statistics[f"distinct_ratio_reference[{column}]"] = reference
+        if na < MIN_DISTINCT_VALUES:
+            continue
+        signals.append(
+            Signal(
+                name="distinct_ratio",
+                kind=SignalKind.NARROWING,
+                column=column,
+                value=value,
+                reference_value=reference,
+                effect=float(fig.effect[j]),
+                tolerance=DISTINCT_TOLERANCE,
+                noise=float(fig.noise[j]),
+                p_value=float(fig.p_value[j]),
+                sentence=(
+                    f"`{column}` has {nb} distinct values among {rows_b} present in the "
+                    f"candidate's matched rows, the reference {na} among {rows_a} (distinct "
+                    f"ratio {percent(value)} vs {percent(reference)})"
+                ),
+            )
+        )
+    return signals
+
+
+def _support_signals(
+    comparison: Comparison, encoded: ProjectedRows, statistics: dict[str, float]
+) -> list[Signal]:
+    reference_part = comparison.observed_parts[0]
+    spacing = kth_neighbour_distance(encoded.rows(reference_part, PRDC_ROWS), PRDC_K)
+    floor = KNN_DISTANCE_FLOOR * float(np.nanmedian(spacing)) if len(spacing) else 0.0
+
+    def statistic(a: Part, b: Part) -> np.ndarray:
+        return prdc(encoded.rows(a, PRDC_ROWS), encoded.rows(b, PRDC_ROWS), PRDC_K, floor)
+
+    cal = comparison.calibrate(statistic)
+    value, reference, spread, p = figures(cal, "lower")
+    for j, name in enumerate(("precision", "recall", "density", "coverage")):
+        statistics[name] = float(value[j])
+        statistics[f"{name}_reference"] = float(reference[j])
+    statistics["prdc_k"] = float(PRDC_K)
+    statistics["prdc_rows"] = float(min(comparison.matched_rows, PRDC_ROWS))
+    signals = []
+    specs = (
+        (
+            3,
+            "coverage",
+            COVERAGE_TOLERANCE,
+            "of the reference's rows have a candidate row inside their {k}-NN ball",
+        ),
+        (
+            1,
+            "recall",
+            RECALL_TOLERANCE,
+            "of the reference's rows lie inside some candidate row's {k}-NN ball",
+        ),
+    )
+    for j, name, tolerance, what in specs:
+        if not (np.isfinite(value[j]) and np.isfinite(reference[j])):
+            continue
+        effect, noise = relative_loss(value[j], reference[j], spread[j])
+        sentence = (
+            f"{value[j]:.0%} {what.format(k=PRDC_K)} (reference {reference[j]:.0%}); "
+            f"precision {value[0]:.0%} (reference {reference[0]:.0%})"
+        )
+        if effect > tolerance and value[0] >= reference[0] - 0.05:
+            sentence += ": the candidate stays inside the reference's support but misses part of it"
+        signals.append(
+            Signal(
+                name=name,
+                kind=SignalKind.NARROWING,
+                column=None,
+                value=float(value[j]),
+                reference_value=float(reference[j]),
+                effect=float(effect),
+                tolerance=tolerance,
+                noise=float(noise),
+                p_value=float(p[j]),
+                sentence=sentence,
+            )
+        )
+    return signals
+
+
+def _vendi_signal(
+    comparison: Comparison, encoded: ProjectedRows, statistics: dict[str, float]
+) -> list[Signal]:
+    sample = encoded.rows(comparison.observed_parts[0], BANDWIDTH_ROWS)
+    distances = pdist(sample) if len(sample) > 1 else np.empty(0)
+    bandwidth = float(np.median(distances)) if len(distances) else 1.0
+    if not bandwidth > 0:
+        bandwidth = 1.0
+    vendi = RandomFourierVendi(
+        encoded.width, bandwidth, VENDI_FEATURES, comparison.rng("diversity: vendi features")
+    )
+
+    def statistic(a: Part, b: Part) -> np.ndarray:
+        return np.array([vendi(encoded.rows(p, VENDI_ROWS)) for p in (b, a)])
+
+    fig = Paired.from_calibrated(comparison.calibrate(statistic), "lower", relative=True)
+    statistics["vendi_bandwidth"] = bandwidth
+    if not fig.finite(0):
+        return []
+    v, r = float(fig.value[0]), float(fig.reference[0])
+    statistics["vendi"] = v
+    statistics["vendi_reference"] = r
+    rows = min(comparison.matched_rows, VENDI_ROWS)
+    return [
+        Signal(
+            name="vendi",
+            kind=SignalKind.NARROWING,
+            column=None,
+            value=v,
+            reference_value=r,
+            effect=float(fig.effect[0]),
+            tolerance=VENDI_TOLERANCE,
+            noise=float(fig.noise[0]),
+            p_value=float(fig.p_value[0]),
+            sentence=(
+                f"Vendi diversity (effective number of distinct rows among {rows}, RBF "
+                f"kernel of bandwidth {bandwidth:.3g}) candidate {v:.3g} vs reference {r:.3g}"
+            ),
+        )
+    ]
+
+
+def run(comparison: Comparison) -> DimensionEvidence:
+    statistics = _full_data_statistics(comparison)
+    if not comparison.roles:
+        return DimensionEvidence(NAME, statistics=statistics, not_run="no columns to compare")
+    if not comparison.can_calibrate:
+        return DimensionEvidence(NAME, statistics=statistics, not_run=not_calibratable(comparison))
+    statistics["matched_rows"] = float(comparison.matched_rows)
+    signals = _duplicate_signals(comparison, statistics)
+    signals += _distinct_signals(comparison, statistics)
+    encoded = ProjectedRows(EncodedRows(comparison), MAX_NEIGHBOUR_DIMENSIONS)
+    if encoded.width:
+        statistics["distance_dimensions"] = float(encoded.width)
+        signals += _support_signals(comparison, encoded, statistics)
+        signals += _vendi_signal(comparison, encoded, statistics)
+    return DimensionEvidence(NAME, signals=tuple(signals), statistics=statistics)

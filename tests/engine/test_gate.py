@@ -1,0 +1,134 @@
+"""End to end: CollapseGate on real data (Palmer penguins, scikit-learn's breast cancer)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from collapse_callbacks import CollapseGate, GateReport, Status
+from collapse_callbacks.cli import main
+from collapse_callbacks.detector import DIMENSIONS
+
+
+@pytest.fixture(scope="module")
+def cancer() -> pd.DataFrame:
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame
+    frame["target"] = frame["target"].map({0: "malignant", 1: "benign"})
+    return frame
+
+
+def _halves(frame: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    order = np.random.default_rng(seed).permutation(len(frame))
+    half = len(frame) // 2
+    return frame.iloc[order[:half]].reset_index(drop=True), frame.iloc[order[half:]].reset_index(
+        drop=True
+    )
+
+
+def test_a_real_split_passes_with_a_high_score(cancer):
+    reference, candidate = _halves(cancer)
+    report = CollapseGate(reference, seed=0).check(candidate)
+    assert not report.collapsed
+    assert report.score > 80
+    assert list(report.dimensions) == list(DIMENSIONS)
+    assert report.dimensions["gradient_health"].status is Status.NOT_RUN
+    for name in ("distribution_fidelity", "correlation_preservation", "generalization_gap"):
+        assert report.dimensions[name].status is not Status.NOT_RUN, name
+
+
+def test_identical_data_scores_about_100(cancer):
+    report = CollapseGate(cancer, seed=0).check(cancer)
+    assert not report.collapsed and not report.shift
+    assert report.score > 95
+
+
+def test_a_narrowed_candidate_is_caught_and_explained(cancer):
+    reference, candidate = _halves(cancer)
+    numeric = candidate.select_dtypes("number").columns
+    shrunk = candidate.copy()
+    shrunk[numeric] = candidate[numeric].median() + 0.5 * (
+        candidate[numeric] - candidate[numeric].median()
+    )
+    report = CollapseGate(reference, seed=0).check(shrunk)
+    assert report.collapsed
+    assert report.score < 70
+    assert report.dimensions["distribution_fidelity"].status is Status.FAIL
+    assert report.reasons and any("`" in reason for reason in report.reasons)
+
+
+def test_same_seed_same_report_and_json_round_trip(penguins):
+    reference, candidate = _halves(penguins.dropna())
+    first = CollapseGate(reference, seed=3).check(candidate)
+    second = CollapseGate(reference, seed=3).check(candidate)
+    strip = lambda r: {k: v for k, v in r.to_dict().items() if k != "seconds"}  # noqa: E731
+    assert strip(first) == strip(second)
+    back = GateReport.from_json(first.to_json())
+    assert strip(back) == strip(first)
+    assert (
+        back.dimensions["distribution_fidelity"].signals
+        == first.dimensions["distribution_fidelity"].signals
+    )
+
+
+def test_reference_free_check_finds_duplicates(penguins):
+    repeated = pd.concat([penguins] * 3, ignore_index=True)
+    report = CollapseGate(None).check(repeated)
+    assert report.reference_free and report.collapsed
+    assert all(d.status is Status.NOT_RUN for d in report.dimensions.values())
+    assert "66.7% of the candidate's rows repeat an earlier row" in report.reasons[0]
+    clean = CollapseGate(None).check(penguins)
+    assert not clean.collapsed
+
+
+def test_lineage_is_recorded_and_tightens_tolerances(penguins):
+    gate = CollapseGate(penguins, lineage="replace", real_fraction=0.0)
+    assert gate.tolerance_scale == 0.5
+    report = gate.check(penguins)
+    assert report.lineage == {"real_fraction": 0.0, "lineage": "replace", "tolerance_scale": 0.5}
+    assert any("tolerances are scaled by 0.5" in note for note in report.notes)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"alpha": 0}, "alpha must be in"),
+        ({"lineage": "sometimes"}, "lineage must be one of"),
+        ({"real_fraction": 2}, "real_fraction must be in"),
+    ],
+)
+def test_bad_arguments_fail_at_construction(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        CollapseGate("example:penguins", **kwargs)
+
+
+def test_cli_check_exit_codes_and_json_keys(tmp_path, cancer, capsys):
+    reference, candidate = _halves(cancer)
+    ref_path, cand_path, bad_path = (
+        tmp_path / "ref.parquet",
+        tmp_path / "cand.parquet",
+        tmp_path / "bad.parquet",
+    )
+    reference.to_parquet(ref_path)
+    candidate.to_parquet(cand_path)
+    numeric = candidate.select_dtypes("number").columns
+    shrunk = candidate.copy()
+    shrunk[numeric] = candidate[numeric].median() + 0.5 * (
+        candidate[numeric] - candidate[numeric].median()
+    )
+    shrunk.to_parquet(bad_path)
+    out = tmp_path / "report.json"
+    assert main(["check", str(ref_path), str(cand_path), "--json", str(out), "--quiet"]) == 0
+    data = json.loads(out.read_text())
+    assert isinstance(data["score"], float) and data["collapsed"] is False
+    assert isinstance(data["shift"], bool)
+    for result in data["dimensions"].values():
+        assert result["status"] in {"pass", "fail", "not run"}
+        assert result["score"] is None or 0 <= result["score"] <= 100
+    assert main(["check", str(ref_path), str(bad_path), "--quiet"]) == 1
+    assert "COLLAPSE RISK" in capsys.readouterr().out
+    assert main(["check", str(ref_path), str(tmp_path / "missing.csv")]) == 2

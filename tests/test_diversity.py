@@ -1,0 +1,188 @@
+"""The diversity analyzer on real data: duplicates, distinct values, PRDC, Vendi."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from collapse_callbacks import diversity
+from collapse_callbacks.dimensions.base import SignalKind
+from collapse_callbacks.profiling import compare_sources
+
+ALPHA = 0.01
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_blas_thread():
+    """Small matrices run fastest on one BLAS thread; on a busy machine OpenBLAS threads
+    make them 20-50x slower."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+@pytest.fixture(scope="module")
+def breast_cancer() -> pd.DataFrame:
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame
+    frame["target"] = frame["target"].map({0: "malignant", 1: "benign"})
+    return frame
+
+
+@pytest.fixture(scope="module")
+def digits() -> pd.DataFrame:
+    from sklearn.datasets import load_digits
+
+    frame = load_digits(as_frame=True).frame
+    frame["target"] = frame["target"].astype(str)
+    return frame
+
+
+def evidence(reference: pd.DataFrame, candidate: pd.DataFrame, seed: int = 0):
+    comparison, _ = compare_sources(reference, candidate, alpha=ALPHA, seed=seed)
+    return diversity.run(comparison)
+
+
+def split(frame: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    order = np.random.default_rng(seed).permutation(len(frame))
+    half = len(frame) // 2
+    return frame.iloc[order[:half]], frame.iloc[order[half:]]
+
+
+def signal(result, name: str, column: str | None = None):
+    (found,) = [s for s in result.signals if s.name == name and s.column == column]
+    return found
+
+
+def fired(result) -> list:
+    return [s for s in result.signals if s.fires(ALPHA / len(result.signals))]
+
+
+@pytest.mark.parametrize(
+    ("dataset", "distinct_columns"),
+    [("penguins", 4), ("breast_cancer", 30), ("digits", 0)],  # columns with >= 20 values
+)
+def test_a_disjoint_real_split_passes(dataset, distinct_columns, request):
+    result = evidence(*split(request.getfixturevalue(dataset)))
+    assert result.not_run is None
+    names = [s.name for s in result.signals]
+    assert names.count("distinct_ratio") == distinct_columns
+    assert set(names) - {"distinct_ratio"} == {
+        "duplicate_rate",
+        "near_duplicate_rate",
+        "coverage",
+        "recall",
+        "vendi",
+    }
+    assert all(s.kind is SignalKind.NARROWING for s in result.signals)
+    assert fired(result) == []
+    assert min(s.score() for s in result.signals) >= 75
+    # The reference's own figures, for "candidate x vs reference y".
+    assert result.statistics["coverage_reference"] == pytest.approx(0.97, abs=0.03)
+    assert result.statistics["precision"] > 0.85
+    assert result.statistics["duplicate_rate"] == 0.0
+
+
+def test_rows_repeated_twice_raise_duplicates_and_lower_distinct_ratios(breast_cancer):
+    reference, rest = split(breast_cancer)
+    half = rest.iloc[: len(rest) // 2]
+    candidate = pd.concat([half, half]).sample(frac=1.0, random_state=0)
+    result = evidence(reference, candidate)
+    # Over the whole candidate every row is there twice: exactly half are repeats.
+    assert result.statistics["candidate_duplicate_fraction"] == 0.5
+    assert result.statistics["candidate_duplicate_fraction_exact"] == 1.0
+    assert result.statistics["reference_duplicate_fraction"] == 0.0
+    duplicates = signal(result, "duplicate_rate")
+    # 142 of the 284 candidate rows are matched: about a quarter of the pairs land whole.
+    assert 0.12 < duplicates.value < 0.35
+    assert duplicates.reference_value == 0.0
+    assert duplicates in fired(result)
+    assert "over the whole candidate 50% of rows are repeats" in duplicates.sentence
+    assert signal(result, "near_duplicate_rate") in fired(result)
+    ratios = [s for s in result.signals if s.name == "distinct_ratio"]
+    assert len(ratios) == 30  # the numeric columns; `target` has two values
+    assert sum(s in fired(result) for s in ratios) >= 27
+    assert all(s.value < s.reference_value - 0.1 for s in ratios)
+
+
+def test_one_species_keeps_precision_but_loses_coverage_recall_and_vendi(penguins):
+    result = evidence(penguins, penguins[penguins.species == "Gentoo"])
+    coverage, recall = signal(result, "coverage"), signal(result, "recall")
+    # Gentoo are 124 of 344 penguins: about a third of the reference's support.
+    assert coverage.value == pytest.approx(0.36, abs=0.08)
+    assert recall.value == pytest.approx(0.36, abs=0.08)
+    assert coverage.reference_value > 0.9 and recall.reference_value > 0.9
+    assert {coverage, recall} <= set(fired(result))
+    assert result.statistics["precision"] > 0.9
+    assert "misses part of it" in coverage.sentence
+    vendi = signal(result, "vendi")
+    assert vendi.value < 0.6 * vendi.reference_value
+    assert vendi in fired(result)
+
+
+def test_one_digit_recalls_a_tenth_of_the_reference(digits):
+    reference, rest = split(digits)
+    result = evidence(reference, rest[rest.target == "0"])
+    coverage, recall = signal(result, "coverage"), signal(result, "recall")
+    assert recall.value < 0.15  # one digit of ten
+    assert coverage.value < 0.45  # in 74 dimensions the reference's k-NN balls are wide
+    assert {coverage, recall} <= set(fired(result))
+    assert result.statistics["precision"] > 0.9
+    # 64 pixels + 10 one-hot digits, projected on the 64 leading principal axes.
+    assert result.statistics["distance_dimensions"] == 64
+
+
+def test_prdc_known_answers():
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(500, 3))
+    same = diversity.prdc(real, real.copy())
+    np.testing.assert_allclose(same[[0, 1, 3]], 1.0)  # precision, recall, coverage
+    # density: each row lies in its own ball and in those of the rows it is among the 5
+    # nearest of, (5 + 1) / 5 on average.
+    assert same[2] == pytest.approx(1.2)
+    far = diversity.prdc(real, real + 100.0)
+    np.testing.assert_array_equal(far, 0.0)
+    inner = diversity.prdc(real, real[np.linalg.norm(real, axis=1) < 1.0])
+    assert inner[0] == 1.0 and inner[3] < 0.5  # inside the support, covering little
+
+
+def test_vendi_counts_well_separated_clusters():
+    rng = np.random.default_rng(0)
+    vendi = diversity.RandomFourierVendi(2, 1.0, 512, rng)
+    one_point = np.zeros((200, 2))
+    assert vendi(one_point) == pytest.approx(1.0, abs=1e-6)
+    four = np.repeat(np.array([[0.0, 0.0], [50.0, 0.0], [0.0, 50.0], [50.0, 50.0]]), 50, axis=0)
+    assert vendi(four + rng.normal(scale=0.01, size=four.shape)) == pytest.approx(4.0, abs=0.3)
+
+
+def test_text_rows_are_checked_for_duplicates(penguins):
+    notes = [f"penguin number {n} of the {s} kind" for n, s in enumerate(penguins.species)]
+    reference = pd.DataFrame({"note": notes[:170]})
+    candidate = pd.DataFrame({"note": notes[170:250] * 2})
+    result = evidence(reference, candidate)
+    assert signal(result, "duplicate_rate") in fired(result)
+    assert {s.name for s in result.signals} == {
+        "duplicate_rate",
+        "near_duplicate_rate",
+        "distinct_ratio",
+    }  # nothing to encode: no coverage, recall or Vendi
+
+
+def test_same_seed_gives_identical_evidence(penguins):
+    reference, candidate = split(penguins)
+    assert evidence(reference, candidate, 7) == evidence(reference, candidate, 7)
+    assert evidence(reference, candidate, 7) != evidence(reference, candidate, 8)
+
+
+def test_a_tiny_candidate_is_not_run_but_keeps_the_full_data_figures(penguins):
+    result = evidence(penguins, pd.concat([penguins.iloc[:6]] * 2))
+    assert result.signals == ()
+    assert "at least 20" in result.not_run
+    assert result.statistics["candidate_duplicate_fraction"] == 0.5
+    assert result.statistics["reference_duplicate_fraction"] == 0.0
