@@ -190,7 +190,12 @@ class Comparison:
 
     def calibrate(self, statistic: Callable[[Part, Part], float | np.ndarray]) -> Calibrated:
         """``statistic(reference_part, other_part)`` at the observed parts and on every
-        null split. It may return one number or an array (one value per column)."""
+        null split. It may return one number or an array (one value per column).
+
+        The statistic must compare its two parts (a difference, a ratio, a distance).
+        A figure of the other part alone is liberal here: two halves of one finite
+        reference sample vary less than a fresh sample does, so its null is too narrow.
+        """
         observed = np.asarray(statistic(*self.observed_parts), dtype=np.float64)
         null = np.stack([np.asarray(statistic(a, b), dtype=np.float64) for a, b in self.null_parts])
         return Calibrated(observed, null)

@@ -42,6 +42,13 @@ MODEL_DIMENSIONS = {
 }
 
 
+# Narrowing of single columns that real data filtered or reweighted on a column also
+# shows (its spread, entropy or distinct values fall). Alone, with no tail loss on both
+# sides, no rare-category loss and no row-level narrowing or structural change, it is
+# reported as shift; collapse thins the tails and the joint distribution as well.
+CONFINABLE = frozenset({"spread", "binned_entropy", "categorical_entropy", "distinct_ratio"})
+
+
 @dataclass(frozen=True)
 class Verdict:
     score: float
@@ -101,15 +108,18 @@ def decide(
     ]
     dimensions = {name: results[name] for name in order}
     diversity_result = score_dimension(diversity, share)
-    collapsed = shift = False
-    reasons: list[str] = []
-    for result in [*dimensions.values(), diversity_result]:
-        for signal in result.firing:
-            if signal.kind is SignalKind.SHIFT:
-                shift = True
-            else:
-                collapsed = True
-            reasons.append(signal.sentence)
+    firing = [s for r in [*dimensions.values(), diversity_result] for s in r.firing]
+    decisive = [s for s in firing if s.kind is not SignalKind.SHIFT and s.name not in CONFINABLE]
+    confined = [s for s in firing if s.kind is not SignalKind.SHIFT and s.name in CONFINABLE]
+    collapsed = bool(decisive)
+    shift = any(s.kind is SignalKind.SHIFT for s in firing) or (bool(confined) and not collapsed)
+    reasons = [s.sentence for s in firing]
+    if confined and not collapsed:
+        columns = ", ".join(dict.fromkeys(f"`{s.column}`" for s in confined if s.column))
+        reasons.append(
+            f"narrowing is confined to {columns or 'single columns'} while tails, rare categories and "
+            "the joint distribution are intact: read as a filtered or reweighted selection (shift)"
+        )
     scores = [r.score for r in [*dimensions.values(), diversity_result] if r.score is not None]
     score = sum(scores) / len(scores) if scores else 100.0
     return Verdict(score, collapsed, shift, dimensions, diversity_result, tuple(reasons))

@@ -68,3 +68,21 @@ def test_alpha_is_shared_across_the_dimensions_that_ran():
     alone = decide(evidence[:1], DimensionEvidence("diversity", not_run="no"), alpha=0.01)
     shared = decide(evidence, DimensionEvidence("diversity", (_signal(0.9, 0.0),)), alpha=0.01)
     assert alone.collapsed and not shared.collapsed
+
+
+def test_narrowing_confined_to_single_columns_reads_as_shift():
+    confined = Signal(**{**_signal(1e-9, 1.0).__dict__, "name": "spread", "column": "month"})
+    verdict = decide(
+        [DimensionEvidence("distribution_fidelity", (confined,))],
+        DimensionEvidence("diversity", (_signal(0.9, 0.0),)),
+        alpha=0.01,
+    )
+    assert verdict.shift and not verdict.collapsed
+    assert "confined to `month`" in verdict.reasons[-1]
+    tails = Signal(**{**confined.__dict__, "name": "tail_coverage_1%"})
+    verdict = decide(
+        [DimensionEvidence("distribution_fidelity", (confined, tails))],
+        DimensionEvidence("diversity", (_signal(0.9, 0.0),)),
+        alpha=0.01,
+    )
+    assert verdict.collapsed
