@@ -11,3 +11,13 @@ from palmerpenguins import load_penguins
 def penguins() -> pd.DataFrame:
     """Palmer penguins: 344 rows, 8 columns, real missing values (CC0)."""
     return load_penguins()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_blas_thread():
+    """The gate runs its statistics on one BLAS thread (see gate.run_dimensions); tests
+    that call dimension modules directly do the same, for speed and identical results."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield

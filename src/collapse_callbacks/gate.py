@@ -99,6 +99,13 @@ class CollapseGate:
 
     def check(self, candidate: Any, *, progress: Progress | None = None) -> GateReport:
         """Profile ``candidate`` (anything ``open_source`` reads) and judge it."""
+        from threadpoolctl import threadpool_limits
+
+        # One BLAS thread throughout: see run_dimensions for why.
+        with threadpool_limits(limits=1):
+            return self._check(candidate, progress)
+
+    def _check(self, candidate: Any, progress: Progress | None) -> GateReport:
         started = time.perf_counter()
         if self.reference is None:
             from collapse_callbacks.reference_free import check_reference_free

@@ -13,19 +13,6 @@ from collapse_callbacks.profiling import compare_sources
 ALPHA = 0.01
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_blas_thread():
-    """Small matrices run fastest on one BLAS thread; on a busy machine OpenBLAS threads
-    make them 20-50x slower."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
-
-
 @pytest.fixture(scope="module")
 def breast_cancer() -> pd.DataFrame:
     from sklearn.datasets import load_breast_cancer
