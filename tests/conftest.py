@@ -21,3 +21,23 @@ def one_blas_thread():
 
     with threadpool_limits(limits=1):
         yield
+
+
+@pytest.fixture(scope="session")
+def breast_cancer() -> pd.DataFrame:
+    """scikit-learn's bundled Wisconsin breast cancer table: 569 rows, 30 measurements."""
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame
+    frame["target"] = frame["target"].map({0: "malignant", 1: "benign"})
+    return frame
+
+
+@pytest.fixture(scope="session")
+def digits() -> pd.DataFrame:
+    """scikit-learn's bundled 8x8 digit scans: 1,797 rows, 64 pixel columns."""
+    from sklearn.datasets import load_digits
+
+    frame = load_digits(as_frame=True).frame
+    frame["target"] = frame["target"].astype(str)
+    return frame

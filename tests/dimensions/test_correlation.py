@@ -9,37 +9,14 @@ import pytest
 from collapse_callbacks.dimensions import correlation
 from collapse_callbacks.dimensions.base import SignalKind
 from collapse_callbacks.profiling import compare_sources
+from helpers import fired, signal, split
 
 ALPHA = 0.01
-
-
-@pytest.fixture(scope="module")
-def breast_cancer() -> pd.DataFrame:
-    from sklearn.datasets import load_breast_cancer
-
-    frame = load_breast_cancer(as_frame=True).frame
-    frame["target"] = frame["target"].map({0: "malignant", 1: "benign"})
-    return frame
-
-
-@pytest.fixture(scope="module")
-def digits() -> pd.DataFrame:
-    from sklearn.datasets import load_digits
-
-    frame = load_digits(as_frame=True).frame
-    frame["target"] = frame["target"].astype(str)
-    return frame
 
 
 def evidence(reference: pd.DataFrame, candidate: pd.DataFrame, seed: int = 0):
     comparison, _ = compare_sources(reference, candidate, alpha=ALPHA, seed=seed)
     return correlation.run(comparison)
-
-
-def split(frame: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    order = np.random.default_rng(seed).permutation(len(frame))
-    half = len(frame) // 2
-    return frame.iloc[order[:half]], frame.iloc[order[half:]]
 
 
 def shuffle_columns(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
@@ -48,15 +25,6 @@ def shuffle_columns(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(
         {c: frame[c].to_numpy()[rng.permutation(len(frame))] for c in frame.columns}
     )
-
-
-def signal(result, name: str):
-    (found,) = [s for s in result.signals if s.name == name]
-    return found
-
-
-def fired(result) -> list:
-    return [s for s in result.signals if s.fires(ALPHA / len(result.signals))]
 
 
 def test_identical_data_fires_nothing(breast_cancer, penguins):

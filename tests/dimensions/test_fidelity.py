@@ -15,17 +15,9 @@ import pytest
 from collapse_callbacks.dimensions import fidelity
 from collapse_callbacks.dimensions.base import SignalKind
 from collapse_callbacks.profiling import compare_sources
+from helpers import fired, signal, split
 
 ALPHA = 0.01
-
-
-@pytest.fixture(scope="module")
-def breast_cancer() -> pd.DataFrame:
-    from sklearn.datasets import load_breast_cancer
-
-    frame = load_breast_cancer(as_frame=True).frame
-    frame["target"] = frame["target"].map({0: "malignant", 1: "benign"})
-    return frame
 
 
 @pytest.fixture(scope="module")
@@ -51,22 +43,6 @@ def ink() -> pd.DataFrame:
 def evidence(reference: pd.DataFrame, candidate: pd.DataFrame, seed: int = 0, **options):
     comparison, _ = compare_sources(reference, candidate, alpha=ALPHA, seed=seed, **options)
     return fidelity.run(comparison)
-
-
-def split(frame: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    order = np.random.default_rng(seed).permutation(len(frame))
-    half = len(frame) // 2
-    return frame.iloc[order[:half]], frame.iloc[order[half:]]
-
-
-def signal(result, name: str, column: str | None = None):
-    (found,) = [s for s in result.signals if s.name == name and s.column == column]
-    return found
-
-
-def fired(result) -> list:
-    """Signals that fire with the false-alarm rate shared across the dimension's signals."""
-    return [s for s in result.signals if s.fires(ALPHA / len(result.signals))]
 
 
 def halve_spread(frame: pd.DataFrame) -> pd.DataFrame:

@@ -4,34 +4,17 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from collapse_callbacks import CollapseGate, GateReport, Status
 from collapse_callbacks.cli import main
 from collapse_callbacks.detector import DIMENSIONS
+from helpers import split
 
 
-@pytest.fixture(scope="module")
-def cancer() -> pd.DataFrame:
-    from sklearn.datasets import load_breast_cancer
-
-    frame = load_breast_cancer(as_frame=True).frame
-    frame["target"] = frame["target"].map({0: "malignant", 1: "benign"})
-    return frame
-
-
-def _halves(frame: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    order = np.random.default_rng(seed).permutation(len(frame))
-    half = len(frame) // 2
-    return frame.iloc[order[:half]].reset_index(drop=True), frame.iloc[order[half:]].reset_index(
-        drop=True
-    )
-
-
-def test_a_real_split_passes_with_a_high_score(cancer):
-    reference, candidate = _halves(cancer)
+def test_a_real_split_passes_with_a_high_score(breast_cancer):
+    reference, candidate = split(breast_cancer)
     report = CollapseGate(reference, seed=0).check(candidate)
     assert not report.collapsed
     assert report.score > 80
@@ -41,14 +24,14 @@ def test_a_real_split_passes_with_a_high_score(cancer):
         assert report.dimensions[name].status is not Status.NOT_RUN, name
 
 
-def test_identical_data_scores_about_100(cancer):
-    report = CollapseGate(cancer, seed=0).check(cancer)
+def test_identical_data_scores_about_100(breast_cancer):
+    report = CollapseGate(breast_cancer, seed=0).check(breast_cancer)
     assert not report.collapsed and not report.shift
     assert report.score > 95
 
 
-def test_a_narrowed_candidate_is_caught_and_explained(cancer):
-    reference, candidate = _halves(cancer)
+def test_a_narrowed_candidate_is_caught_and_explained(breast_cancer):
+    reference, candidate = split(breast_cancer)
     numeric = candidate.select_dtypes("number").columns
     shrunk = candidate.copy()
     shrunk[numeric] = candidate[numeric].median() + 0.5 * (
@@ -62,7 +45,7 @@ def test_a_narrowed_candidate_is_caught_and_explained(cancer):
 
 
 def test_same_seed_same_report_and_json_round_trip(penguins):
-    reference, candidate = _halves(penguins.dropna())
+    reference, candidate = split(penguins.dropna())
     first = CollapseGate(reference, seed=3).check(candidate)
     second = CollapseGate(reference, seed=3).check(candidate)
     strip = lambda r: {k: v for k, v in r.to_dict().items() if k != "seconds"}  # noqa: E731
@@ -106,8 +89,8 @@ def test_bad_arguments_fail_at_construction(kwargs, message):
         CollapseGate("example:penguins", **kwargs)
 
 
-def test_cli_check_exit_codes_and_json_keys(tmp_path, cancer, capsys):
-    reference, candidate = _halves(cancer)
+def test_cli_check_exit_codes_and_json_keys(tmp_path, breast_cancer, capsys):
+    reference, candidate = split(breast_cancer)
     ref_path, cand_path, bad_path = (
         tmp_path / "ref.parquet",
         tmp_path / "cand.parquet",
