@@ -90,6 +90,18 @@ class Profile:
             merged.comoments = self.comoments.merge(other.comoments)
         return merged
 
+    def to_bytes(self) -> bytes:
+        """The whole state, to send to another process or store (no pickle involved)."""
+        from collapse_callbacks.profile.serialize import profile_to_bytes
+
+        return profile_to_bytes(self)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Profile:
+        from collapse_callbacks.profile.serialize import profile_from_bytes
+
+        return profile_from_bytes(data)
+
     def result(self) -> ProfileSummary:
         for name, state in self.states.items():
             if not state.has_values:
