@@ -1,8 +1,8 @@
 """Dimension evidence -> scored dimensions, score, collapsed, shift.
 
-False alarms are controlled family-wise: the user's ``alpha`` is split evenly over the
-dimensions that ran (Bonferroni), and within a dimension its signals are tested with
-Holm's step-down procedure at that share. A signal *fires* when Holm rejects it AND its
+False alarms are controlled family-wise: the user's ``alpha`` is split over the
+dimensions that ran (weighted Bonferroni, see ``ALPHA_WEIGHTS``), and within a dimension
+its signals are tested with Holm's step-down procedure at that share. A signal *fires* when Holm rejects it AND its
 effect exceeds the practical tolerance, so that negligible differences in huge datasets
 pass. ``collapsed`` is any firing narrowing or structure signal; ``shift`` is any firing
 shift signal (a change of location or mix), reported separately and not failing the gate.
@@ -95,19 +95,32 @@ def score_dimension(evidence: DimensionEvidence, alpha: float) -> DimensionResul
     )
 
 
+# Weighted Bonferroni: the shares are fixed in advance and sum to alpha, so the
+# family-wise false-alarm rate stays at alpha. The classifier two-sample test is the one
+# omnibus test (any difference a model can learn, e.g. a fraction of off-manifold rows
+# in a mixture), so it gets a larger share than a single-aspect dimension.
+ALPHA_WEIGHTS = {"generalization_gap": 3.0}
+
+
+def alpha_shares(names: list[str], alpha: float) -> dict[str, float]:
+    """Each dimension's share of ``alpha`` (weights from ``ALPHA_WEIGHTS``, else 1)."""
+    weights = {name: ALPHA_WEIGHTS.get(name, 1.0) for name in names}
+    total = sum(weights.values()) or 1.0
+    return {name: alpha * weight / total for name, weight in weights.items()}
+
+
 def decide(
     evidence: list[DimensionEvidence], diversity: DimensionEvidence, alpha: float
 ) -> Verdict:
-    ran = [e for e in [*evidence, diversity] if e.not_run is None]
-    share = alpha / max(len(ran), 1)
-    results = {e.name: score_dimension(e, share) for e in evidence}
+    shares = alpha_shares([e.name for e in [*evidence, diversity] if e.not_run is None], alpha)
+    results = {e.name: score_dimension(e, shares.get(e.name, alpha)) for e in evidence}
     for name, reason in MODEL_DIMENSIONS.items():
         results.setdefault(name, DimensionResult.not_run(name, reason))
     order = [name for name in DIMENSIONS if name in results] + [
         n for n in results if n not in DIMENSIONS
     ]
     dimensions = {name: results[name] for name in order}
-    diversity_result = score_dimension(diversity, share)
+    diversity_result = score_dimension(diversity, shares.get(diversity.name, alpha))
     firing = [s for r in [*dimensions.values(), diversity_result] for s in r.firing]
     decisive = [s for s in firing if s.kind is not SignalKind.SHIFT and s.name not in CONFINABLE]
     confined = [s for s in firing if s.kind is not SignalKind.SHIFT and s.name in CONFINABLE]

@@ -86,3 +86,12 @@ def test_narrowing_confined_to_single_columns_reads_as_shift():
         alpha=0.01,
     )
     assert verdict.collapsed
+
+
+def test_alpha_shares_sum_to_alpha_and_favour_the_classifier_test():
+    from collapse_callbacks.detector import alpha_shares
+
+    shares = alpha_shares(["distribution_fidelity", "generalization_gap", "diversity"], 0.01)
+    assert math.isclose(sum(shares.values()), 0.01)
+    assert math.isclose(shares["generalization_gap"], 3 * shares["diversity"])
+    assert alpha_shares(["diversity"], 0.05) == {"diversity": 0.05}
