@@ -126,7 +126,11 @@ def decide(
     confined = [s for s in firing if s.kind is not SignalKind.SHIFT and s.name in CONFINABLE]
     collapsed = bool(decisive)
     shift = any(s.kind is SignalKind.SHIFT for s in firing) or (bool(confined) and not collapsed)
-    reasons = [s.sentence for s in firing]
+    # Worst first: what fails the gate, then what only moved; each by its score.
+    ordered = sorted(decisive, key=Signal.score) + sorted(
+        (s for s in firing if s not in decisive), key=Signal.score
+    )
+    reasons = [s.sentence for s in ordered]
     if confined and not collapsed:
         columns = ", ".join(dict.fromkeys(f"`{s.column}`" for s in confined if s.column))
         reasons.append(
