@@ -37,7 +37,7 @@ from scipy import stats
 from collapse_callbacks.comparison import Comparison, Part
 from collapse_callbacks.data.roles import ColumnRole
 from collapse_callbacks.dimensions.base import DimensionEvidence, Signal, SignalKind
-from collapse_callbacks.profile.sketch import QuantileSketch, cdf_distance
+from collapse_callbacks.profile.sketch import QuantileSketch, cdf_distance, common_grid
 
 NAME = "distribution_fidelity"
 
@@ -100,7 +100,7 @@ def run(comparison: Comparison) -> DimensionEvidence:
     signals: list[Signal] = []
     statistics: dict[str, float] = {}
     for column in numeric:
-        reference, candidate = _shared_grid(
+        reference, candidate = common_grid(
             comparison.reference.states[column].sketch, comparison.candidate.states[column].sketch
         )
         signals += _tails(column, reference, candidate, statistics)
@@ -160,13 +160,6 @@ def _both_have_values(comparison: Comparison, column: str) -> bool:
         comparison.reference.states[column].sketch.count > 0
         and comparison.candidate.states[column].sketch.count > 0
     )
-
-
-def _shared_grid(a: QuantileSketch, b: QuantileSketch) -> tuple[QuantileSketch, QuantileSketch]:
-    """Both sketches on one grid, so that thresholds and masses mean the same values."""
-    if a.exact != b.exact:
-        return a._as_grid(), b._as_grid()
-    return a, b
 
 
 def _lower_proportion_test(x_c: float, n_c: int, x_r: float, n_r: int) -> tuple[float, float]:

@@ -52,9 +52,7 @@ class QuantileSketch:
 
     def merge(self, other: QuantileSketch) -> QuantileSketch:
         merged = QuantileSketch()
-        a, b = self, other
-        if a.exact != b.exact:
-            a, b = a._as_grid(), b._as_grid()
+        a, b = common_grid(self, other)
         merged.exact = a.exact
         merged.keys, merged.counts = _merge_counts(a.keys, a.counts, b.keys, b.counts)
         if merged.exact and len(merged.keys) > EXACT_LIMIT:
@@ -130,10 +128,17 @@ def _bucket_values(ids: np.ndarray) -> np.ndarray:
     return np.where(ids == 0, 0.0, np.sign(ids) * magnitude / _GAMMA)
 
 
+def common_grid(a: QuantileSketch, b: QuantileSketch) -> tuple[QuantileSketch, QuantileSketch]:
+    """Both sketches in one representation, so that values and masses compare directly:
+    as they are when both are exact or both on the grid, else both on the grid."""
+    if a.exact != b.exact:
+        return a._as_grid(), b._as_grid()
+    return a, b
+
+
 def cdf_distance(a: QuantileSketch, b: QuantileSketch) -> tuple[float, float]:
     """(Kolmogorov-Smirnov distance, Wasserstein-1 distance) between two sketches."""
-    if a.exact != b.exact:
-        a, b = a._as_grid(), b._as_grid()
+    a, b = common_grid(a, b)
     va, ca = a.points()
     vb, cb = b.points()
     grid = np.union1d(va, vb)
