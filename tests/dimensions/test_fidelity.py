@@ -223,3 +223,66 @@ def test_same_seed_same_evidence(breast_cancer):
     assert repr(first) == repr(again)
     other = evidence(reference, candidate, seed=8)
     assert repr(other) != repr(first)
+
+
+# --- values between the reference's values (a smoothed discrete column) -------------
+
+
+@pytest.fixture(scope="module")
+def pixels() -> pd.DataFrame:
+    """The 64 pixels of the 1,797 real digit scans: integers 0-16, all seen in 900 rows."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits().data
+    return pd.DataFrame(data, columns=[f"p{i}" for i in range(data.shape[1])])
+
+
+def _between_fired(result) -> list:
+    return [s for s in fired(result) if s.name == "between_values"]
+
+
+def test_a_smoothed_discrete_column_fires_between_values(pixels):
+    reference, real = split(pixels)
+    rng = np.random.default_rng(0)
+    # A generator that models pixels as continuous and rounds to one decimal, as
+    # tabular generators round to the training data's decimals.
+    smoothed = (real + rng.normal(0, 0.7, real.shape)).clip(0, 16).round(1)
+    result = evidence(reference, smoothed)
+    hits = _between_fired(result)
+    assert len(hits) >= 20
+    worst = max(hits, key=lambda s: s.effect)
+    assert worst.kind is SignalKind.STRUCTURE
+    assert worst.value > 0.5
+    assert "between the reference's values" in worst.sentence
+    assert "as when a generator smooths a discrete column" in worst.sentence
+
+
+def test_a_real_split_has_no_values_between(pixels):
+    reference, real = split(pixels, seed=1)
+    result = evidence(reference, real)
+    tested = [s for s in result.signals if s.name == "between_values"]
+    assert len(tested) >= 30  # the test ran: most pixels are discrete and fully seen
+    assert not _between_fired(result)
+
+
+def test_float32_copies_of_the_same_values_are_not_between(pixels):
+    # 0.1 steps: a float32 source holds 0.3 as a different double than a float64 one.
+    reference, real = split(pixels / 10, seed=2)
+    result = evidence(reference, real.astype("float32"))
+    assert not _between_fired(result)
+    assert max(s.value for s in result.signals if s.name == "between_values") < 0.01
+
+
+def test_values_beyond_the_range_are_drift_not_between(pixels):
+    reference, real = split(pixels, seed=3)
+    # New values above the reference's maximum, as a new year or a new code would be.
+    result = evidence(reference, real + 20)
+    assert not _between_fired(result)
+
+
+def test_continuous_columns_are_not_tested_for_between_values(breast_cancer):
+    reference, candidate = split(breast_cancer)
+    result = evidence(reference, candidate)
+    assert not [
+        s for s in result.signals if s.name == "between_values" and s.column == "mean radius"
+    ]

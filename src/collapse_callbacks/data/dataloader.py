@@ -75,26 +75,33 @@ def iter_dataloader(
 
 
 def _batches(loader, max_batches: int | None, max_rows: int | None) -> Iterator[pa.RecordBatch]:
+    rows = 0
+    for index, raw in enumerate(iter_raw_batches(loader, max_batches=max_batches)):
+        batch = batch_to_record_batch(raw, where=f"DataLoader batch {index}")
+        if max_rows is not None and rows + batch.num_rows >= max_rows:
+            yield batch.slice(0, max_rows - rows)
+            return
+        rows += batch.num_rows
+        yield batch
+
+
+def iter_raw_batches(loader: Any, *, max_batches: int | None = None) -> Iterator[Any]:
+    """The loader's own batches, unconverted, read as :func:`iter_dataloader` reads them
+    (fresh iterator, private random state): for probing a model on the run's batches."""
     rng = _RngSwap(_loader_generators(loader))
     iterator = None
     try:
         with rng.swapped():
             iterator = _fresh_iterator(loader)
         index = 0
-        rows = 0
         while max_batches is None or index < max_batches:
             with rng.swapped():
                 try:
                     raw = next(iterator)
                 except StopIteration:
                     return
-            batch = batch_to_record_batch(raw, where=f"DataLoader batch {index}")
-            if max_rows is not None and rows + batch.num_rows >= max_rows:
-                yield batch.slice(0, max_rows - rows)
-                return
-            rows += batch.num_rows
             index += 1
-            yield batch
+            yield raw
     finally:
         if iterator is not None:
             _shut_down(iterator)

@@ -13,6 +13,12 @@ Per numeric column, on the full-data sketches:
   better side, against the null of the same ratio between reference splits.
 * **KS and Wasserstein** (shift): how far the distribution moved, Wasserstein in
   units of the reference's inter-quartile range.
+* **values between the reference's values** (structure): on a discrete column the
+  reference has seen all of (ages in 5-year bins, counts, ratings), the share of
+  candidate rows whose value lies inside the reference's range but on none of its
+  values. A generator that smooths a discrete column puts mass there; real data, even
+  filtered or reweighted, cannot. Values *outside* the range (a new year) are left to
+  KS: they are how real data drifts.
 
 Per categorical (and boolean) column, on the full counts:
 
@@ -78,6 +84,15 @@ _KS_NULL_SD = math.sqrt(math.pi**2 / 12 - math.pi / 2 * math.log(2) ** 2)
 
 # 10 percentage points of the rows in other categories.
 TVD_TOLERANCE = 0.1
+
+# A column counts as discrete, fully seen by the reference, when the reference's
+# Good-Turing estimate of its unseen mass (values seen once / rows) is at most this.
+BETWEEN_MAX_UNSEEN = 0.01
+# Two values closer than this (relative) are one value: a float32 source and a float64
+# source hold 0.1 as different doubles.
+BETWEEN_RELATIVE_MATCH = 1e-6
+# 5% of the candidate's rows on values real data never takes.
+BETWEEN_TOLERANCE = 0.05
 # A category is rare when it holds under 1% of the pooled rows (see _rare_categories).
 RARE_FREQUENCY = 0.01
 # Below two expected rare categories (or two expected rare rows) there is nothing to
@@ -105,6 +120,9 @@ def run(comparison: Comparison) -> DimensionEvidence:
         )
         signals += _tails(column, reference, candidate, statistics)
         signals.append(_ks(column, reference, candidate, statistics))
+        between = _between_values(column, reference, candidate, statistics)
+        if between is not None:
+            signals.append(between)
         statistics[f"{column}.variance_ratio"] = _variance_ratio(comparison, column)
     for column in categorical:
         reference, candidate = category_counts(comparison, column)
@@ -258,6 +276,53 @@ def _ks(
             f"the distribution of {quote(column)} moved: KS distance {ks:.3f} (real data "
             f"of this size: {expected:.3f}); quartiles {_quartiles(cand_q)} in the candidate, "
             f"{_quartiles(ref_q)} in the reference"
+        ),
+    )
+
+
+def _between_values(
+    column: str, reference: QuantileSketch, candidate: QuantileSketch, statistics: dict
+) -> Signal | None:
+    if not (reference.exact and candidate.exact) or len(reference.keys) < 2:
+        return None
+    n_r, n_c = reference.count, candidate.count
+    seen_once = int((reference.counts == 1).sum())
+    seen_twice = int((reference.counts == 2).sum())
+    unseen_mass = seen_once / n_r
+    if unseen_mass > BETWEEN_MAX_UNSEEN:
+        return None  # continuous, or discrete but not yet fully seen: nothing to test
+    ref_values = reference.keys  # sorted
+    values, counts = candidate.keys, candidate.counts
+    inside = (values > ref_values[0]) & (values < ref_values[-1])
+    right = np.clip(np.searchsorted(ref_values, values), 1, len(ref_values) - 1)
+    nearest = np.minimum(np.abs(values - ref_values[right - 1]), np.abs(ref_values[right] - values))
+    matched = nearest <= BETWEEN_RELATIVE_MATCH * np.maximum(np.abs(values), 1e-300)
+    between = inside & ~matched
+    rows = int(counts[between].sum())
+    share = rows / n_c
+    statistics[f"{column}.between_values_share"] = share
+    # Given the reference, each real candidate row lands on a value the reference lacks
+    # with probability equal to the reference's unseen mass M0, so the count is
+    # Binomial(n_c, M0). M0 is only estimated (Good-Turing, f1 / n); its standard error
+    # is about sqrt(f1 + 2 f2) / n, and three of them on top keep the test conservative.
+    p0 = min(1.0, (seen_once + 3.0 * math.sqrt(seen_once + 2 * seen_twice + 1)) / n_r)
+    p_value = float(stats.binom.sf(rows - 1, n_c, p0)) if rows else 1.0
+    examples = ", ".join(f"{v:.4g}" for v in values[between][np.argsort(-counts[between])][:3])
+    return Signal(
+        name="between_values",
+        kind=SignalKind.STRUCTURE,
+        column=column,
+        value=share,
+        reference_value=unseen_mass,
+        effect=share - unseen_mass,
+        tolerance=BETWEEN_TOLERANCE,
+        noise=math.sqrt(p0 * (1 - p0) / n_c),
+        p_value=p_value,
+        sentence=(
+            f"{percent(share)} of candidate rows hold a {quote(column)} value between the "
+            f"reference's values (the reference's {n_r:,} rows use {len(ref_values):,} "
+            f"distinct values; e.g. {examples or 'none'}), as when a generator smooths a "
+            f"discrete column"
         ),
     )
 
