@@ -101,3 +101,23 @@ class UnsupportedBatchError(DataError, TypeError):
 
 class SchemaMismatchError(DataError):
     """Reference and candidate columns cannot be compared under the chosen policy."""
+
+
+class CollapseDetected(CollapseCallbacksError, RuntimeError):
+    """The gate found that training on the candidate risks collapse. Raised on every
+    rank of a training job at once; ``report`` is the :class:`GateReport`."""
+
+    def __init__(self, report) -> None:
+        self.report = report
+        reasons = "; ".join(report.reasons[:3]) or "see the report"
+        super().__init__(f"collapse-gate: score {report.score:.1f}/100, collapse risk: {reasons}")
+
+
+class GateError(CollapseCallbacksError, RuntimeError):
+    """Gating itself failed on some rank (bad data, a probe that raised, a timeout) and
+    the user chose ``fail_closed``. ``rank`` is the first rank that failed."""
+
+    def __init__(self, message: str, rank: int | None = None) -> None:
+        self.rank = rank
+        where = f" on rank {rank}" if rank is not None else ""
+        super().__init__(f"collapse-gate failed{where}: {message}")

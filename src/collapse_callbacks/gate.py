@@ -87,7 +87,17 @@ class CollapseGate:
         # Explicit options win: after alignment the aligned roles replace the user's.
         return open_source(source, max_rows=self.max_rows, **{**self.read_options, **options})
 
-    def _profile(self, stream, roles, seed: int, progress: Progress | None, label: str) -> Profile:
+    def _profile(
+        self,
+        stream,
+        roles,
+        seed: int,
+        progress: Progress | None,
+        label: str,
+        deadline: float | None = None,
+    ) -> Profile:
+        """One pass over ``stream``; stops early (and says so in ``profile.truncated``)
+        once ``deadline`` (a ``time.monotonic()`` value) has passed."""
         profile = Profile(roles, source=stream.display, sample_rows=self.sample_rows, seed=seed)
         rows = 0
         for batch in stream:
@@ -95,6 +105,9 @@ class CollapseGate:
             rows += batch.num_rows
             if progress is not None:
                 progress(label, rows)
+            if deadline is not None and time.monotonic() > deadline:
+                profile.truncated = True
+                break
         return profile
 
     def check(self, candidate: Any, *, progress: Progress | None = None) -> GateReport:
@@ -114,13 +127,36 @@ class CollapseGate:
             profile = self._profile(stream, stream.roles, self.seed + 1, progress, "candidate")
             return check_reference_free(profile, self, started)
         comparison, alignment = self.compare(candidate, progress=progress)
+        return self.judge(comparison, alignment, started=started)
+
+    def judge(
+        self,
+        comparison: Comparison,
+        alignment: SchemaAlignment,
+        *,
+        extra_evidence: Sequence[DimensionEvidence] = (),
+        notes: Sequence[str] = (),
+        started: float | None = None,
+    ) -> GateReport:
+        """The report on a comparison; ``extra_evidence`` adds dimensions measured
+        elsewhere (the model probes of the training integrations)."""
+        from threadpoolctl import threadpool_limits
+
+        started = time.perf_counter() if started is None else started
+        with threadpool_limits(limits=1):
+            evidence, diversity = run_dimensions(comparison)
+        evidence = [*evidence, *extra_evidence]
         reference, candidate_profile = comparison.reference, comparison.candidate
-        evidence, diversity = run_dimensions(comparison)
         scale = self.tolerance_scale
         if scale != 1.0:
             evidence = [_scaled(e, scale) for e in evidence]
             diversity = _scaled(diversity, scale)
         verdict = decide(evidence, diversity, self.alpha)
+        truncated = [
+            f"the {label} pass stopped at the time budget after {profile.rows:,} rows"
+            for label, profile in (("reference", reference), ("candidate", candidate_profile))
+            if profile.truncated
+        ]
         return GateReport(
             score=verdict.score,
             collapsed=verdict.collapsed,
@@ -139,7 +175,10 @@ class CollapseGate:
             seconds=time.perf_counter() - started,
             version=__version__,
             reasons=verdict.reasons,
-            notes=tuple(alignment.notes()) + self._lineage_notes(),
+            notes=tuple(alignment.notes())
+            + tuple(notes)
+            + tuple(truncated)
+            + self._lineage_notes(),
             lineage={
                 "real_fraction": self.real_fraction,
                 "lineage": self.lineage,
@@ -151,15 +190,48 @@ class CollapseGate:
         self, candidate: Any, *, progress: Progress | None = None
     ) -> tuple[Comparison, SchemaAlignment]:
         """Align the columns and profile both sides (the reference once per column set)."""
+        alignment = self.align(self._open(candidate, columns=self.columns))
+        candidate_profile = self.profile_candidate(candidate, alignment, progress=progress)
+        return self.comparison(candidate_profile, alignment, progress=progress), alignment
+
+    def align(self, candidate_stream) -> SchemaAlignment:
+        """The shared columns of the reference and an opened candidate stream."""
         reference_stream = self._open(self.reference, columns=self.columns)
-        candidate_stream = self._open(candidate, columns=self.columns)
-        alignment = align_schemas(
+        return align_schemas(
             reference_stream.schema,
             reference_stream.roles,
             candidate_stream.schema,
             candidate_stream.roles,
             strict=self.strict_columns,
         )
+
+    def profile_candidate(
+        self,
+        candidate: Any,
+        alignment: SchemaAlignment,
+        *,
+        progress: Progress | None = None,
+        deadline: float | None = None,
+        max_rows: int | None = None,
+    ) -> Profile:
+        """The candidate's profile on the aligned columns. Profiles of shards made with
+        the same gate merge into the profile of the whole (``Profile.merge``)."""
+        options = {} if max_rows is None else {"max_rows": max_rows}
+        stream = self._open(
+            candidate, columns=list(alignment.roles), roles=alignment.roles, **options
+        )
+        return self._profile(
+            stream, alignment.roles, self.seed + 1, progress, "candidate", deadline
+        )
+
+    def comparison(
+        self,
+        candidate_profile: Profile,
+        alignment: SchemaAlignment,
+        *,
+        progress: Progress | None = None,
+    ) -> Comparison:
+        """The reference (profiled once per column set) against ``candidate_profile``."""
         shared = list(alignment.roles)
         key = (tuple(shared), tuple(alignment.roles.values()))
         if self._reference_profile is not None and self._reference_profile[0] == key:
@@ -168,11 +240,7 @@ class CollapseGate:
             stream = self._open(self.reference, columns=shared, roles=alignment.roles)
             reference = self._profile(stream, alignment.roles, self.seed, progress, "reference")
             self._reference_profile = (key, reference)
-        stream = self._open(candidate, columns=shared, roles=alignment.roles)
-        candidate_profile = self._profile(
-            stream, alignment.roles, self.seed + 1, progress, "candidate"
-        )
-        comparison = Comparison(
+        return Comparison(
             reference,
             candidate_profile,
             alignment.roles,
@@ -180,7 +248,6 @@ class CollapseGate:
             seed=self.seed,
             n_splits=self.n_splits,
         )
-        return comparison, alignment
 
     def _lineage_notes(self) -> tuple[str, ...]:
         if self.lineage is None:

@@ -40,7 +40,10 @@ class Profile:
     row hashes (numbers rounded to ``NEAR_DUPLICATE_DIGITS`` significant digits), a
     uniform sample of ``sample_rows`` rows, and the co-moments of the numeric columns.
     ``sample_rows=0`` keeps only the column states (what ``collapse-gate profile`` needs).
+    ``truncated`` says that the pass stopped early (a time budget) before the data's end.
     """
+
+    truncated = False  # class default: profiles stored before the field existed
 
     def __init__(
         self,
@@ -80,6 +83,7 @@ class Profile:
             raise DataError("cannot merge a profile with row-level state and one without")
         merged = Profile(self.roles, source=self.source, sample_rows=self.sample_rows)
         merged.rows = self.rows + other.rows
+        merged.truncated = self.truncated or other.truncated
         merged.states = {
             name: state.merge(other.states[name]) for name, state in self.states.items()
         }
