@@ -1,0 +1,1 @@
+"""Experiment-tracking integrations: what a gate report looks like in a tracker."""
