@@ -142,3 +142,16 @@ def test_bad_options_fail_at_construction(data):
         CollapseGateCallback(None)
     with pytest.raises(ValueError, match="max_seconds"):
         CollapseGateCallback(data[0], max_seconds=0)
+
+
+def test_time_budget_bounds_gating_and_says_so(data):
+    reference, real, _ = data
+    # A budget spent after the first batch: the pass stops there, the probes are skipped.
+    callback = CollapseGateCallback(reference, max_seconds=1e-6)
+    run, _, _, go = fit(callback, real, max_epochs=1)
+    go()
+    report = callback.report
+    assert report.sizes.candidate_rows == 32  # one batch
+    assert any("time budget" in note for note in report.notes)
+    assert "time budget" in report.dimensions["gradient_health"].reason
+    assert run.global_step == len(real)

@@ -58,3 +58,10 @@ def test_real_candidate_trains_on_every_rank(tmp_path):
         assert r["batches_trained"] == r["batches_in_shard"] > 0
         assert r["global_step"] == r["batches_in_shard"]
     assert ranks[0]["score"] == ranks[1]["score"]
+
+
+def test_an_error_on_one_rank_reaches_every_rank(tmp_path):
+    ranks = launch(tmp_path, "rank1_fails")
+    for r in ranks:
+        assert r["raised"] == "GateError" and r["global_step"] == 0
+        assert "on rank 1" in r["message"] and "cannot read its shard" in r["message"]
