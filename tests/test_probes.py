@@ -127,3 +127,14 @@ def test_no_reference_batches_means_not_run():
     measured = run_probes(target_for(model), [], batches(real, 2))
     assert "reference batches" in gradients.run([measured]).not_run
     assert "reference batches" in landscape.run([measured]).not_run
+
+
+def test_per_layer_gradient_ratios_are_reported():
+    reference, real, _ = loaders()
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    measured = run_probes(target_for(model), batches(reference), batches(real))
+    stats = gradients.run([measured]).statistics
+    layers = {k: v for k, v in stats.items() if k.startswith("layer_norm_ratio[")}
+    assert set(layers) == {f"layer_norm_ratio[{n}]" for n, _ in model.named_parameters()}
+    assert all(0.2 < v < 5 for v in layers.values())  # real halves: same order of size

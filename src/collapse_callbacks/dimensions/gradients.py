@@ -33,6 +33,8 @@ NAME = "gradient_health"
 NORM_RATIO_TOLERANCE = math.log(2.0)
 # A layer whose gradient norm is this many times the median layer's is exploding.
 EXPLODING_FACTOR = 1e3
+# Per-layer candidate / reference gradient-norm ratios kept in the statistics.
+LAYERS_SHOWN = 5
 
 
 def run(measurements: Sequence[ProbeMeasurements]) -> DimensionEvidence:
@@ -133,20 +135,34 @@ def _norm_ratio(measurements, statistics: dict) -> Signal | None:
 
 
 def _layers(measurements) -> dict[str, float]:
-    combined: dict[str, float] = {}
-    for m in measurements:
-        for name, sq in m.candidate.layer_sq_norms.items():
-            combined[name] = combined.get(name, 0.0) + sq
-    if not combined:
+    sides = {}
+    for side in ("reference", "candidate"):
+        combined: dict[str, float] = {}
+        for m in measurements:
+            for name, sq in getattr(m, side).layer_sq_norms.items():
+                combined[name] = combined.get(name, 0.0) + sq
+        sides[side] = combined
+    candidate = sides["candidate"]
+    if not candidate:
         return {"layers_vanishing": 0.0, "layers_exploding": 0.0}
-    norms = np.sqrt(np.array(list(combined.values())))
+    norms = np.sqrt(np.array(list(candidate.values())))
     median = float(np.median(norms[norms > 0])) if (norms > 0).any() else 0.0
     exploding = int((norms > EXPLODING_FACTOR * median).sum()) if median > 0 else 0
-    return {
+    out = {
         "layers_measured": float(len(norms)),
         "layers_vanishing": float((norms == 0).sum()),
         "layers_exploding": float(exploding),
     }
+    # The layers whose gradients differ most between the sides (both sides summed over
+    # the same number of batches, so the ratio of norms is comparable).
+    ratios = {
+        name: math.sqrt(sq / sides["reference"][name])
+        for name, sq in candidate.items()
+        if sides["reference"].get(name, 0.0) > 0 and sq > 0
+    }
+    for name in sorted(ratios, key=lambda n: -abs(math.log(ratios[n])))[:LAYERS_SHOWN]:
+        out[f"layer_norm_ratio[{name}]"] = ratios[name]
+    return out
 
 
 def _cosine(measurements) -> float:
