@@ -251,6 +251,15 @@ class RowEncoder:
             )
         )
 
+    def sources(self, comparison: Comparison) -> list[str]:
+        """The data column behind each encoded column, in ``encode``'s order."""
+        out = []
+        for name in self.numeric:
+            out += [name] * (2 if self.missing[name] else 1)
+        for name in self.categorical:
+            out += [name] * min(len(comparison.categories[name]), MAX_CATEGORIES_ENCODED)
+        return out
+
     def encode(self, part: Part) -> np.ndarray:
         blocks = []
         for name in self.numeric:

@@ -46,7 +46,16 @@ MODEL_DIMENSIONS = {
 # shows (its spread, entropy or distinct values fall). Alone, with no tail loss on both
 # sides, no rare-category loss and no row-level narrowing or structural change, it is
 # reported as shift; collapse thins the tails and the joint distribution as well.
-CONFINABLE = frozenset({"spread", "binned_entropy", "categorical_entropy", "distinct_ratio"})
+CONFINABLE = frozenset(
+    {
+        "spread",
+        "binned_entropy",
+        "categorical_entropy",
+        "distinct_ratio",
+        # The classifier's edge comes from one column's distribution (generalization.py).
+        "classifier_auc_one_column",
+    }
+)
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,7 @@ class CollapseGate:
 
     def _open(self, source: Any, **options):
         # Explicit options win: after alignment the aligned roles replace the user's.
-        return open_source(source, max_rows=self.max_rows, **{**self.read_options, **options})
+        return open_source(source, **{"max_rows": self.max_rows, **self.read_options, **options})
 
     def _profile(
         self,

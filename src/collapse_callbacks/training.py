@@ -214,6 +214,9 @@ class _Local:
         per_rank = None
         if gate.max_rows is not None:
             per_rank = max(1, math.ceil(gate.max_rows / collective.world_size))
+        real_rows = unpadded_rows(loader)
+        if real_rows is not None:
+            per_rank = real_rows if per_rank is None else min(per_rank, real_rows)
         profile = engine.profile_candidate(
             loader, self.alignment, deadline=deadline, max_rows=per_rank
         )
@@ -264,6 +267,40 @@ class _Shard:
         size = int.from_bytes(payload[:8], "little")
         header = json.loads(payload[8 : 8 + size])
         return cls(profile=payload[8 + size :], **header)
+
+
+def unpadded_rows(loader: Any) -> int | None:
+    """How many of the rows this rank's loader yields are not padding, for the samplers
+    that pad shards to equal length; None when nothing is padded or the sampler is not
+    one of them.
+
+    ``DistributedSampler`` (Lightning's DDP / FSDP) repeats the first indices of the
+    shuffled order to fill the last round, and accelerate's ``BatchSamplerShard`` (the
+    HF Trainer's prepared loader, ``even_batches``) completes the last round of batches
+    with rows from the start of the epoch. Both put the repeats at the end of each rank's
+    sequence, so the first ``unpadded_rows`` rows are the real ones. Profiled, the
+    repeats would read as duplicated training rows: on a small dataset enough to call
+    real data collapsed.
+    """
+    from torch.utils.data.distributed import DistributedSampler
+
+    sampler = getattr(loader, "sampler", None)
+    if isinstance(sampler, DistributedSampler):
+        if sampler.drop_last:
+            return None
+        return len(range(sampler.rank, len(sampler.dataset), sampler.num_replicas))
+    shard = getattr(loader, "batch_sampler", None)
+    if type(shard).__name__ != "BatchSamplerShard":
+        return None
+    if shard.split_batches or not shard.even_batches or shard.drop_last or not shard.batch_size:
+        return None
+    try:
+        total = len(shard.batch_sampler.sampler)
+    except (AttributeError, TypeError):
+        return None
+    size, ranks, rank = shard.batch_size, shard.num_processes, shard.process_index
+    batches = math.ceil(total / size)
+    return sum(min(size, total - g * size) for g in range(rank, batches, ranks))
 
 
 def _reference_batches(gate: TrainingGate, count: int) -> list:

@@ -155,3 +155,11 @@ def test_time_budget_bounds_gating_and_says_so(data):
     assert any("time budget" in note for note in report.notes)
     assert "time budget" in report.dimensions["gradient_health"].reason
     assert run.global_step == len(real)
+
+
+def test_max_rows_bounds_the_rows_profiled(data):
+    reference, real, _ = data
+    callback = CollapseGateCallback(reference, max_rows=100)
+    _, _, _, go = fit(callback, real, max_epochs=1)
+    go()
+    assert callback.report.sizes.candidate_rows == 100

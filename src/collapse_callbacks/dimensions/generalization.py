@@ -6,6 +6,14 @@ held-out AUC is 0.5 and its null distribution is that of the Mann-Whitney U stat
 so the p-value is exact in the limit and needs no permutation. The model runs on the GPU
 with bf16 autocast when one is present; all randomness goes through a forked torch RNG,
 so a training run's global random state is left as it was.
+
+Any difference a model can learn raises the AUC, a real filtered or reweighted
+selection too. When one column alone, ranked by its own values, tells the held-out
+rows apart nearly as well as the classifier does (``ONE_COLUMN_SHARE`` of its edge over
+0.5), the difference is that column's distribution: the signal is then
+``classifier_auc_one_column``, which the detector reads like single-column narrowing
+(shift unless something else says collapse). Collapse differs jointly: narrower,
+smoothed or off-manifold rows, which no single column's ranking separates.
 """
 
 from __future__ import annotations
@@ -24,6 +32,9 @@ HOLDOUT = 0.3
 # An AUC of 0.55 means a classifier ranks a candidate row above a reference row 55% of
 # the time: small, but on millions of training rows a systematic 5-point tell is real.
 AUC_TOLERANCE = 0.05
+# One column's own AUC edge (|AUC - 0.5|) at this share of the classifier's or more:
+# the classifier learned little beyond that column.
+ONE_COLUMN_SHARE = 0.8
 EPOCHS = 40
 BATCH = 256
 
@@ -67,8 +78,21 @@ def run(comparison: Comparison) -> DimensionEvidence:
     auc = result.statistic / (len(positive) * len(negative))
     noise = math.sqrt((len(positive) + len(negative) + 1) / (12 * len(positive) * len(negative)))
     effect = auc - 0.5
+    column, column_auc = _best_single_column(
+        features[test], test_labels, encoder.sources(comparison)
+    )
+    confined = column is not None and abs(column_auc - 0.5) >= ONE_COLUMN_SHARE * effect > 0
+    sentence = (
+        f"a classifier tells candidate rows from reference rows with held-out AUC {auc:.3f} "
+        f"(0.5 = indistinguishable; {len(test_labels)} held-out rows)"
+    )
+    if confined:
+        sentence += (
+            f", but `{column}` alone does nearly as well (AUC {column_auc:.3f}): the sets "
+            "differ in that column's distribution, as a filter or a reweighting does"
+        )
     signal = Signal(
-        name="classifier_auc",
+        name="classifier_auc_one_column" if confined else "classifier_auc",
         kind=SignalKind.STRUCTURE,
         column=None,
         value=float(auc),
@@ -77,10 +101,7 @@ def run(comparison: Comparison) -> DimensionEvidence:
         tolerance=AUC_TOLERANCE,
         noise=noise,
         p_value=float(result.pvalue),
-        sentence=(
-            f"a classifier tells candidate rows from reference rows with held-out AUC {auc:.3f} "
-            f"(0.5 = indistinguishable; {len(test_labels)} held-out rows)"
-        ),
+        sentence=sentence,
     )
     return DimensionEvidence(
         NAME,
@@ -89,8 +110,22 @@ def run(comparison: Comparison) -> DimensionEvidence:
             "auc": float(auc),
             "train_rows": float(len(train)),
             "test_rows": float(len(test)),
+            "best_single_column_auc": float(column_auc) if column is not None else math.nan,
         },
     )
+
+
+def _best_single_column(features: np.ndarray, labels: np.ndarray, sources: list[str]):
+    """(column, AUC) of the data column whose encoded values, ranked alone, best tell the
+    held-out candidate rows (label 1) from the reference rows, either way round."""
+    candidate = labels == 1
+    n_c, n_r = int(candidate.sum()), int((~candidate).sum())
+    if not sources or n_c == 0 or n_r == 0:
+        return None, math.nan
+    ranks = stats.rankdata(features, axis=0)
+    aucs = (ranks[candidate].sum(axis=0) - n_c * (n_c + 1) / 2) / (n_c * n_r)
+    best = int(np.argmax(np.abs(aucs - 0.5)))
+    return sources[best], float(aucs[best])
 
 
 def _fit_and_score(x_train, y_train, x_test, seed: int) -> np.ndarray:
