@@ -92,17 +92,11 @@ def reference_loader(reference: PenguinRows) -> DataLoader:
 
 
 def train_loader(train: PenguinRows, batch_size: int = BATCH, seed: int = 0) -> DataLoader:
-    """The training DataLoader, before any framework shards it.
-
-    ``drop_last``: a distributed run fills its last round of batches (one per rank) with
-    repeats of the first rows, and the gate, which profiles the batches the model will
-    see, counts those repeats as duplicated training rows. On 167 rows that padding can
-    be a third of the data and look like collapse; dropping the partial batch avoids it.
-    On a real dataset the padding is a rounding error."""
+    """The training DataLoader, before any framework shards it. A distributed run pads
+    the last round of batches with repeats of the first rows; the gate profiles only the
+    real rows of each shard, so no ``drop_last`` is needed for it."""
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(
-        train, batch_size=batch_size, shuffle=True, generator=generator, drop_last=True
-    )
+    return DataLoader(train, batch_size=batch_size, shuffle=True, generator=generator)
 
 
 class PenguinClassifier(torch.nn.Module):

@@ -70,7 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--batch-size",
         type=int,
         default=BATCH,
-        help="per device; keep batch size x processes <= 160 rows on the toy data",
+        help="per device",
     )
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
@@ -93,12 +93,6 @@ def train(args: argparse.Namespace) -> str:
         # bf16 autocast on GPUs that have it (Ampere and newer); CPU runs stay fp32.
         bf16=args.gpu and torch.cuda.is_bf16_supported(),
         per_device_train_batch_size=args.batch_size,
-        # Drop the last, partial batch. Without it, accelerate's sharded sampler fills the
-        # last round of batches (one batch per rank) with repeats of the first rows, and
-        # the gate profiles those repeats as duplicated training rows: on a dataset this
-        # small (167 rows; 4 GPUs x 32 rows pad it to 256) enough to look like collapse.
-        # On real datasets the padding is a rounding error, but the flag costs nothing.
-        dataloader_drop_last=True,
         # The model uses every parameter in every step; True only adds a graph traversal.
         ddp_find_unused_parameters=False,
         num_train_epochs=args.epochs,
