@@ -6,6 +6,10 @@ its signals are tested with Holm's step-down procedure at that share. A signal *
 effect exceeds the practical tolerance, so that negligible differences in huge datasets
 pass. ``collapsed`` is any firing narrowing or structure signal; ``shift`` is any firing
 shift signal (a change of location or mix), reported separately and not failing the gate.
+Two exceptions read narrowing or structure as shift: narrowing confined to single
+columns (``CONFINABLE``), and everything a selection of real rows can produce when the
+classifier test finds the candidate to be the reference resampled on one column
+(``one_column_selection``; ``NOT_FROM_SELECTION`` lists what still fails the gate).
 
 Scores: a signal scores 100 while its effect is within twice its noise and 50 when it
 exceeds that by its tolerance; a dimension scores its worst signal; the overall score is
@@ -54,6 +58,23 @@ CONFINABLE = frozenset(
         "distinct_ratio",
         # The classifier's edge comes from one column's distribution (generalization.py).
         "classifier_auc_one_column",
+    }
+)
+
+
+# What a selection of real rows cannot produce, whatever the column it selects on: both
+# tails thinner (a selection keeps one side), values no real row has, more repeated
+# rows, a broken model. When the classifier finds the candidate to be the reference
+# resampled on one column (generalization.py, ``one_column_selection``), every other
+# narrowing or structure signal is read as a consequence of that selection: shift.
+NOT_FROM_SELECTION = frozenset(
+    {
+        "tail_coverage_1%",
+        "tail_coverage_0.1%",
+        "between_values",
+        "duplicate_rate",
+        "near_duplicate_rate",
+        "nonfinite_gradients",
     }
 )
 
@@ -131,8 +152,13 @@ def decide(
     dimensions = {name: results[name] for name in order}
     diversity_result = score_dimension(diversity, shares.get(diversity.name, alpha))
     firing = [s for r in [*dimensions.values(), diversity_result] for s in r.firing]
-    decisive = [s for s in firing if s.kind is not SignalKind.SHIFT and s.name not in CONFINABLE]
-    confined = [s for s in firing if s.kind is not SignalKind.SHIFT and s.name in CONFINABLE]
+    selection = [s for s in firing if s.name == "one_column_selection"]
+    confinable = CONFINABLE
+    if selection:
+        damage = {s.name for s in firing if s.kind is not SignalKind.SHIFT}
+        confinable = CONFINABLE | (damage - NOT_FROM_SELECTION)
+    decisive = [s for s in firing if s.kind is not SignalKind.SHIFT and s.name not in confinable]
+    confined = [s for s in firing if s.kind is not SignalKind.SHIFT and s.name in confinable]
     collapsed = bool(decisive)
     shift = any(s.kind is SignalKind.SHIFT for s in firing) or (bool(confined) and not collapsed)
     # Worst first: what fails the gate, then what only moved; each by its score.
@@ -140,7 +166,12 @@ def decide(
         (s for s in firing if s not in decisive), key=Signal.score
     )
     reasons = [s.sentence for s in ordered]
-    if confined and not collapsed:
+    if confined and not collapsed and selection:
+        reasons.append(
+            f"{len(confined)} narrowing or structure signal(s) follow from the selection on "
+            f"`{selection[0].column}`: read as shift"
+        )
+    elif confined and not collapsed:
         columns = ", ".join(dict.fromkeys(f"`{s.column}`" for s in confined if s.column))
         reasons.append(
             f"narrowing is confined to {columns or 'single columns'} while tails, rare categories and "

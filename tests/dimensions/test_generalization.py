@@ -19,7 +19,7 @@ def evidence(reference, candidate, seed=0):
 def test_a_real_filter_on_one_column_is_told_apart_by_that_column(breast_cancer):
     reference, rest = split(breast_cancer)
     kept = rest[rest["worst texture"] > np.percentile(rest["worst texture"], 30)]
-    (signal,) = evidence(reference, kept).signals
+    signal = evidence(reference, kept).signals[0]
     assert signal.name == "classifier_auc_one_column"
     assert signal.value > 0.5
     # `worst texture` or its close twin `mean texture` (correlation 0.91)
@@ -37,12 +37,37 @@ def test_a_jointly_narrowed_candidate_is_not_confined(breast_cancer):
     shrunk[numeric] = candidate[numeric].median() + 0.67 * (
         candidate[numeric] - candidate[numeric].median()
     )
-    (signal,) = evidence(reference, shrunk).signals
+    signal = evidence(reference, shrunk).signals[0]
     assert signal.name == "classifier_auc"
     assert signal.fires(0.01)
 
 
 def test_a_real_split_is_not_told_apart(breast_cancer):
     reference, candidate = split(breast_cancer, seed=2)
-    (signal,) = evidence(reference, candidate).signals
-    assert not signal.fires(0.01)
+    assert not [s for s in evidence(reference, candidate).signals if s.fires(0.01)]
+
+
+def test_a_real_filter_is_explained_as_a_selection_on_its_column(digits):
+    reference, rest = split(digits)
+    kept = rest[rest["pixel_5_2"] > np.percentile(rest["pixel_5_2"], 30)]
+    result = evidence(reference, kept)
+    (selection,) = [s for s in result.signals if s.name == "one_column_selection"]
+    assert selection.column == "pixel_5_2"
+    assert result.statistics["selection_explains"] == 1.0
+    assert result.statistics["selection_weighted_auc"] < 0.55 < result.statistics["auc"]
+    report = CollapseGate(reference).check(kept)
+    assert report.shift and not report.collapsed
+    assert "follow from the selection on `pixel_5_2`" in report.reasons[-1]
+
+
+def test_a_narrowed_candidate_is_not_explained_as_a_selection(digits):
+    reference, candidate = split(digits)
+    pixels = [c for c in digits.columns if c.startswith("pixel")]
+    narrowed = candidate.copy()
+    narrowed[pixels] = candidate[pixels].mean() + 0.6 * (
+        candidate[pixels] - candidate[pixels].mean()
+    )
+    result = evidence(reference, narrowed)
+    assert result.statistics["auc"] > 0.8
+    assert result.statistics.get("selection_explains", 0.0) == 0.0
+    assert CollapseGate(reference).check(narrowed).collapsed

@@ -95,3 +95,31 @@ def test_alpha_shares_sum_to_alpha_and_favour_the_classifier_test():
     assert math.isclose(sum(shares.values()), 0.01)
     assert math.isclose(shares["generalization_gap"], 3 * shares["diversity"])
     assert alpha_shares(["diversity"], 0.05) == {"diversity": 0.05}
+
+
+def test_a_selection_explains_structure_but_not_what_selection_cannot_make():
+    def named(name, kind=SignalKind.STRUCTURE, column=None):
+        return Signal(**{**_signal(1e-9, 1.0, kind=kind).__dict__, "name": name, "column": column})
+
+    selection = named("one_column_selection", SignalKind.SHIFT, "affairs")
+    correlation = named("pearson_rms_change")
+    verdict = decide(
+        [
+            DimensionEvidence("correlation_preservation", (correlation,)),
+            DimensionEvidence("generalization_gap", (named("classifier_auc"), selection)),
+        ],
+        DimensionEvidence("diversity", (named("coverage", SignalKind.NARROWING),)),
+        alpha=0.01,
+    )
+    assert verdict.shift and not verdict.collapsed
+    assert "follow from the selection on `affairs`" in verdict.reasons[-1]
+    # Values between a discrete column's values are not made by selecting real rows.
+    verdict = decide(
+        [
+            DimensionEvidence("distribution_fidelity", (named("between_values", column="age"),)),
+            DimensionEvidence("generalization_gap", (named("classifier_auc"), selection)),
+        ],
+        DimensionEvidence("diversity", (_signal(0.9, 0.0),)),
+        alpha=0.01,
+    )
+    assert verdict.collapsed

@@ -19,12 +19,14 @@ smoothed or off-manifold rows, which no single column's ranking separates.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 
 from collapse_callbacks.comparison import Comparison, Part
 from collapse_callbacks.dimensions.base import DimensionEvidence, Signal, SignalKind
+from collapse_callbacks.dimensions.fidelity import quote
 
 NAME = "generalization_gap"
 MAX_ROWS_PER_SIDE = 5_000
@@ -35,6 +37,13 @@ AUC_TOLERANCE = 0.05
 # One column's own AUC edge (|AUC - 0.5|) at this share of the classifier's or more:
 # the classifier learned little beyond that column.
 ONE_COLUMN_SHARE = 0.8
+# The selection test (see _selection): the classifier's edge left after resampling the
+# reference on one column, as a share of its edge before, at or below which the
+# difference is explained as a selection. Filters and reweightings of real rows leave
+# about 0-30% of it, recursive generations and mixtures 70-120% (benchmarks/quality).
+SELECTION_RESIDUAL = 0.4
+SELECTION_BINS = 10
+SELECTION_MIN_ROWS = 100
 EPOCHS = 40
 BATCH = 256
 
@@ -57,19 +66,11 @@ def run(comparison: Comparison) -> DimensionEvidence:
     candidate = encoder.encode(
         Part(comparison.candidate_view, rng.permutation(comparison.candidate_view.rows)[:n])
     )
-    features = np.vstack([reference, candidate]).astype(np.float32)
-    labels = np.concatenate([np.zeros(n), np.ones(n)]).astype(np.float32)
-    rng = comparison.rng("c2st split")
-    order = rng.permutation(len(labels))
-    test_size = max(int(len(labels) * HOLDOUT), 10)
-    test, train = order[:test_size], order[test_size:]
-    scores = _fit_and_score(
-        features[train], labels[train], features[test], int(rng.integers(2**31))
-    )
-    test_labels = labels[test]
-    positive, negative = scores[test_labels == 1], scores[test_labels == 0]
-    if len(positive) == 0 or len(negative) == 0:
+    held_out = _held_out_scores(reference, candidate, comparison.rng("c2st split"))
+    if held_out is None:
         return DimensionEvidence(NAME, not_run="the held-out split holds only one class")
+    scores, test_labels, features, test = held_out
+    positive, negative = scores[test_labels == 1], scores[test_labels == 0]
     # One-sided: only a classifier that beats chance tells the sets apart. A held-out AUC
     # below 0.5 happens when the same rows sit in both sets (the model memorizes a row's
     # training label and meets its twin with the other label): that is no evidence of
@@ -103,27 +104,161 @@ def run(comparison: Comparison) -> DimensionEvidence:
         p_value=float(result.pvalue),
         sentence=sentence,
     )
+    signals = [signal]
+    selection = _selection(reference, candidate, encoder.sources(comparison), comparison, auc)
+    if selection is not None and selection.auc <= 0.5:
+        selection = None  # at the reduced size nothing tells the sets apart: nothing to explain
+    statistics_extra = {}
+    if selection is not None:
+        signals.append(selection.signal(signal))
+        statistics_extra = selection.statistics()
     return DimensionEvidence(
         NAME,
-        signals=(signal,),
+        signals=tuple(signals),
         statistics={
             "auc": float(auc),
-            "train_rows": float(len(train)),
+            "train_rows": float(len(features) - len(test)),
             "test_rows": float(len(test)),
             "best_single_column_auc": float(column_auc) if column is not None else math.nan,
+            **statistics_extra,
         },
     )
+
+
+def _held_out_scores(reference: np.ndarray, candidate: np.ndarray, rng):
+    """Train on 70% of the pooled rows, score the held-out 30%:
+    (scores, held-out labels, features, held-out indices), or None with one class."""
+    features = np.vstack([reference, candidate]).astype(np.float32)
+    labels = np.concatenate([np.zeros(len(reference)), np.ones(len(candidate))]).astype(np.float32)
+    order = rng.permutation(len(labels))
+    test_size = max(int(len(labels) * HOLDOUT), 10)
+    test, train = order[:test_size], order[test_size:]
+    scores = _fit_and_score(
+        features[train], labels[train], features[test], int(rng.integers(2**31))
+    )
+    test_labels = labels[test]
+    if test_labels.min() == test_labels.max():
+        return None
+    return scores, test_labels, features, test
+
+
+@dataclass(frozen=True)
+class _Selection:
+    column: str
+    weighted_auc: float
+    auc: float  # the control: the same number of reference rows, drawn uniformly
+    rows: int
+
+    @property
+    def explains(self) -> bool:
+        # The weighted AUC plus one null standard error (every row scored once, m rows a
+        # side: sqrt(1 / 6m)) must stay under the residual share: on small samples a
+        # weighted AUC near 0.5 is often just a weak classifier.
+        noise = math.sqrt(1 / (6 * self.rows))
+        return self.weighted_auc - 0.5 + noise <= SELECTION_RESIDUAL * (self.auc - 0.5)
+
+    def statistics(self) -> dict[str, float]:
+        return {
+            "selection_weighted_auc": self.weighted_auc,
+            "selection_control_auc": self.auc,
+            "selection_rows": float(self.rows),
+            "selection_explains": float(self.explains),
+        }
+
+    def signal(self, classifier: Signal) -> Signal:
+        explained = self.explains and classifier.effect > 0
+        sentence = (
+            f"the candidate reads as a selection of real data on {quote(self.column)}: "
+            f"resampling the reference by that column's distribution in the candidate makes "
+            f"the two indistinguishable to the classifier (AUC {self.auc:.3f} -> "
+            f"{self.weighted_auc:.3f} on {self.rows:,} rows a side); what differs is which "
+            "rows were kept, not the rows"
+        )
+        return Signal(
+            name="one_column_selection",
+            kind=SignalKind.SHIFT,
+            column=self.column,
+            value=self.weighted_auc,
+            reference_value=self.auc,
+            effect=classifier.effect if explained else 0.0,
+            tolerance=classifier.tolerance,
+            noise=classifier.noise,
+            p_value=classifier.p_value if explained else 1.0,
+            sentence=sentence,
+        )
+
+
+def _selection(reference, candidate, sources, comparison, auc) -> _Selection | None:
+    """Is the candidate the reference reweighted on one column (a filter, a reweighting)?
+
+    The reference rows are resampled (rejection sampling, so without repeats) with
+    weights p_candidate(x_c) / p_reference(x_c) over the reference's deciles of the one
+    column c that best separates the sets by itself, and the classifier test is run
+    again. A selection on c then leaves nothing to learn (AUC back near 0.5); recursive
+    generations and mixtures with generated rows keep most of their edge, since no
+    reweighting of real rows makes generated rows."""
+    if not sources or auc <= 0.5:
+        return None
+    labels = np.concatenate([np.zeros(len(reference)), np.ones(len(candidate))])
+    j = int(np.argmax(np.abs(_column_aucs(np.vstack([reference, candidate]), labels) - 0.5)))
+    column = sources[j]
+    edges = np.unique(np.quantile(reference[:, j], np.linspace(0, 1, SELECTION_BINS + 1)))
+    bins_r = np.clip(np.searchsorted(edges, reference[:, j], side="right") - 1, 0, None)
+    bins_c = np.clip(np.searchsorted(edges, candidate[:, j], side="right") - 1, 0, None)
+    k = len(edges)
+    share_r = np.bincount(bins_r, minlength=k) / len(bins_r)
+    share_c = np.bincount(bins_c, minlength=k) / len(bins_c)
+    weight = np.where(share_r > 0, share_c / np.maximum(share_r, 1e-12), 0.0)[bins_r]
+    if weight.max() <= 0:
+        return None
+    rng = comparison.rng("c2st selection")
+    kept = np.flatnonzero(rng.random(len(reference)) < weight / weight.max())
+    if len(kept) < SELECTION_MIN_ROWS:
+        return None
+    chosen = rng.permutation(len(candidate))[: len(kept)]
+    # The control: as many reference rows, drawn uniformly. Fewer rows mean a weaker
+    # classifier, so the weighted AUC is judged against the AUC at the same size.
+    uniform = rng.permutation(len(reference))[: len(kept)]
+    control = _cross_fitted_auc(reference[uniform], candidate[chosen], rng)
+    weighted = _cross_fitted_auc(reference[kept], candidate[chosen], rng)
+    return _Selection(column, weighted, control, len(kept))
+
+
+def _cross_fitted_auc(reference: np.ndarray, candidate: np.ndarray, rng) -> float:
+    """Held-out AUC averaged over two folds (each half trains once and is scored once):
+    every row is scored, which halves the noise of one 70/30 split on small samples."""
+    folds = [rng.permutation(len(reference)), rng.permutation(len(candidate))]
+    half_r, half_c = len(reference) // 2, len(candidate) // 2
+    aucs = []
+    for first in (True, False):
+        r_train, r_test = (folds[0][:half_r], folds[0][half_r:])[:: 1 if first else -1]
+        c_train, c_test = (folds[1][:half_c], folds[1][half_c:])[:: 1 if first else -1]
+        x_train = np.vstack([reference[r_train], candidate[c_train]]).astype(np.float32)
+        y_train = np.concatenate([np.zeros(len(r_train)), np.ones(len(c_train))])
+        x_test = np.vstack([reference[r_test], candidate[c_test]]).astype(np.float32)
+        scores = _fit_and_score(
+            x_train, y_train.astype(np.float32), x_test, int(rng.integers(2**31))
+        )
+        positive, negative = scores[len(r_test) :], scores[: len(r_test)]
+        aucs.append(
+            stats.mannwhitneyu(positive, negative).statistic / (len(positive) * len(negative))
+        )
+    return float(np.mean(aucs))
+
+
+def _column_aucs(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    candidate = labels == 1
+    n_c, n_r = int(candidate.sum()), int((~candidate).sum())
+    ranks = stats.rankdata(features, axis=0)
+    return (ranks[candidate].sum(axis=0) - n_c * (n_c + 1) / 2) / (n_c * n_r)
 
 
 def _best_single_column(features: np.ndarray, labels: np.ndarray, sources: list[str]):
     """(column, AUC) of the data column whose encoded values, ranked alone, best tell the
     held-out candidate rows (label 1) from the reference rows, either way round."""
-    candidate = labels == 1
-    n_c, n_r = int(candidate.sum()), int((~candidate).sum())
-    if not sources or n_c == 0 or n_r == 0:
+    if not sources or labels.min() == labels.max():
         return None, math.nan
-    ranks = stats.rankdata(features, axis=0)
-    aucs = (ranks[candidate].sum(axis=0) - n_c * (n_c + 1) / 2) / (n_c * n_r)
+    aucs = _column_aucs(features, labels)
     best = int(np.argmax(np.abs(aucs - 0.5)))
     return sources[best], float(aucs[best])
 
