@@ -44,6 +44,8 @@ ONE_COLUMN_SHARE = 0.8
 SELECTION_RESIDUAL = 0.4
 SELECTION_BINS = 10
 SELECTION_MIN_ROWS = 100
+# Four more classifier fits: only worth it when the classifier sees a difference at all.
+SELECTION_WHEN_P_BELOW = 0.05
 EPOCHS = 40
 BATCH = 256
 
@@ -105,7 +107,9 @@ def run(comparison: Comparison) -> DimensionEvidence:
         sentence=sentence,
     )
     signals = [signal]
-    selection = _selection(reference, candidate, encoder.sources(comparison), comparison, auc)
+    selection = None
+    if result.pvalue < SELECTION_WHEN_P_BELOW:
+        selection = _selection(reference, candidate, encoder.sources(comparison), comparison, auc)
     if selection is not None and selection.auc <= 0.5:
         selection = None  # at the reduced size nothing tells the sets apart: nothing to explain
     statistics_extra = {}
