@@ -41,3 +41,7 @@ def digits() -> pd.DataFrame:
     frame = load_digits(as_frame=True).frame
     frame["target"] = frame["target"].astype(str)
     return frame
+
+
+# The offline W&B fixture, shared by the tracking and the callback tests.
+from tracking.wandb_offline import offline_wandb  # noqa: E402, F401

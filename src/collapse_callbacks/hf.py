@@ -27,59 +27,20 @@ gating is read back from ``<output_dir>/collapse_gate_report.json``, which rank 
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from transformers import TrainerCallback
 
-from collapse_callbacks.errors import CollapseDetected, GateError
+from collapse_callbacks.errors import GateError
 from collapse_callbacks.report import GateReport
-from collapse_callbacks.training import ON_COLLAPSE, GateOutcome, TrainingGate, log_report
+from collapse_callbacks.training import GateCallbackCore, GateOutcome, log_report
 
 REPORT_FILE = "collapse_gate_report.json"
 
 
-class CollapseGateTrainerCallback(TrainerCallback):
-    def __init__(
-        self,
-        reference: Any,
-        *,
-        alpha: float = 0.01,
-        seed: int = 0,
-        max_rows: int | None = None,
-        max_seconds: float | None = None,
-        on_collapse: str = "raise",
-        fail_closed: bool = False,
-        probe_batches: int = 4,
-        reference_batches: Iterable | None = None,
-        loss_fn: Callable[[Any, Any], Any] | None = None,
-        columns: list[str] | None = None,
-        regate_on_resume: bool = False,
-        log_to_wandb: bool = True,
-        **gate_options: Any,
-    ) -> None:
-        if on_collapse not in ON_COLLAPSE:
-            raise ValueError(f"on_collapse must be one of {ON_COLLAPSE}, got {on_collapse!r}")
-        self.gate = TrainingGate(
-            reference,
-            alpha=alpha,
-            seed=seed,
-            max_rows=max_rows,
-            max_seconds=max_seconds,
-            probe_batches=probe_batches,
-            reference_batches=reference_batches,
-            columns=columns,
-            **gate_options,
-        )
-        self.on_collapse = on_collapse
-        self.fail_closed = fail_closed
-        self.loss_fn = loss_fn
-        self.regate_on_resume = regate_on_resume
-        self.log_to_wandb = log_to_wandb
-        self.report: GateReport | None = None
-        self.error: str | None = None
+class CollapseGateTrainerCallback(GateCallbackCore, TrainerCallback):
+    """Options: see :class:`~collapse_callbacks.training.GateCallbackCore` and the README."""
 
     def on_train_begin(self, args, state, control, model=None, train_dataloader=None, **kwargs):
         saved = Path(args.output_dir or ".") / REPORT_FILE
@@ -114,46 +75,20 @@ class CollapseGateTrainerCallback(TrainerCallback):
         )
 
     def _act(self, outcome: GateOutcome, args, state, control, saved: Path) -> None:
-        rank_zero = state.is_world_process_zero
-        if outcome.error is not None:
-            self.error = outcome.error
-            if self.fail_closed:
-                raise GateError(outcome.error, outcome.error_rank)
-            if rank_zero:
-                warnings.warn(
-                    f"collapse-gate could not gate this run (rank {outcome.error_rank}): "
-                    f"{outcome.error}; training continues (fail_closed=False)",
-                    stacklevel=2,
-                )
-            return
-        report = outcome.report
-        self.report = report
-        aborts = report.collapsed and self.on_collapse in ("raise", "stop")
-        if rank_zero:
-            print(report.render(), flush=True)
-            if args.output_dir:
-                saved.parent.mkdir(parents=True, exist_ok=True)
-                saved.write_text(report.to_json())
-            if self.log_to_wandb:
-                log_report(None, self.gate, report, aborted=aborts, step=state.global_step)
-        if not report.collapsed:
-            return
-        if self.on_collapse == "raise":
-            raise CollapseDetected(report)
-        if self.on_collapse == "stop":
+        def stop() -> str:
             control.should_training_stop = True
-            if rank_zero:
-                warnings.warn(
-                    "collapse-gate: collapse risk, stopping (the Trainer still runs one "
-                    "optimizer step before it reads the flag; on_collapse='raise' runs none)",
-                    stacklevel=2,
-                )
-            return
-        if rank_zero:
-            warnings.warn(
-                f"collapse-gate: collapse risk, training anyway: {report.reasons[:1]}",
-                stacklevel=2,
+            return (
+                "collapse-gate: collapse risk, stopping (the Trainer still runs one "
+                "optimizer step before it reads the flag; on_collapse='raise' runs none)"
             )
+
+        def log(report: GateReport, aborted: bool) -> None:
+            log_report(None, self.gate, report, aborted=aborted, step=state.global_step)
+
+        if outcome.report is not None and state.is_world_process_zero and args.output_dir:
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            saved.write_text(outcome.report.to_json())
+        self.act(outcome, rank_zero=state.is_world_process_zero, stop=stop, log=log)
 
 
 def _model_loss(model, batch):

@@ -34,56 +34,16 @@ does not gate again unless ``regate_on_resume=True``.
 from __future__ import annotations
 
 import contextlib
-import warnings
-from collections.abc import Callable, Iterable
 from typing import Any
 
 from lightning.pytorch.callbacks import Callback
 
-from collapse_callbacks.errors import CollapseDetected, GateError
 from collapse_callbacks.report import GateReport
-from collapse_callbacks.training import ON_COLLAPSE, GateOutcome, TrainingGate, log_report
+from collapse_callbacks.training import GateCallbackCore, GateOutcome, TrainingGate, log_report
 
 
-class CollapseGateCallback(Callback):
-    def __init__(
-        self,
-        reference: Any,
-        *,
-        alpha: float = 0.01,
-        seed: int = 0,
-        max_rows: int | None = None,
-        max_seconds: float | None = None,
-        on_collapse: str = "raise",
-        fail_closed: bool = False,
-        probe_batches: int = 4,
-        reference_batches: Iterable | None = None,
-        loss_fn: Callable[[Any, Any], Any] | None = None,
-        columns: list[str] | None = None,
-        regate_on_resume: bool = False,
-        log_to_wandb: bool = True,
-        **gate_options: Any,
-    ) -> None:
-        if on_collapse not in ON_COLLAPSE:
-            raise ValueError(f"on_collapse must be one of {ON_COLLAPSE}, got {on_collapse!r}")
-        self.gate = TrainingGate(
-            reference,
-            alpha=alpha,
-            seed=seed,
-            max_rows=max_rows,
-            max_seconds=max_seconds,
-            probe_batches=probe_batches,
-            reference_batches=reference_batches,
-            columns=columns,
-            **gate_options,
-        )
-        self.on_collapse = on_collapse
-        self.fail_closed = fail_closed
-        self.loss_fn = loss_fn
-        self.regate_on_resume = regate_on_resume
-        self.log_to_wandb = log_to_wandb
-        self.report: GateReport | None = None
-        self.error: str | None = None
+class CollapseGateCallback(GateCallbackCore, Callback):
+    """Options: see :class:`~collapse_callbacks.training.GateCallbackCore` and the README."""
 
     # -- hooks ----------------------------------------------------------------------
 
@@ -145,39 +105,17 @@ class CollapseGateCallback(Callback):
         )
 
     def _act(self, outcome: GateOutcome, trainer) -> None:
-        rank_zero = trainer.is_global_zero
-        if outcome.error is not None:
-            self.error = outcome.error
-            message = f"collapse-gate could not gate this run (rank {outcome.error_rank}): {outcome.error}"
-            if self.fail_closed:
-                raise GateError(outcome.error, outcome.error_rank)
-            if rank_zero:
-                warnings.warn(message + "; training continues (fail_closed=False)", stacklevel=2)
-            return
-        report = outcome.report
-        self.report = report
-        aborts = report.collapsed and self.on_collapse in ("raise", "stop")
-        if rank_zero:
-            _print(report)
-            if self.log_to_wandb:
-                _log_wandb(trainer, self.gate, report, aborted=aborts)
-        if not report.collapsed:
-            return
-        if self.on_collapse == "raise":
-            raise CollapseDetected(report)
-        if self.on_collapse == "stop":
+        def stop() -> str:
             trainer.should_stop = True
-            if rank_zero:
-                warnings.warn(
-                    "collapse-gate: collapse risk, stopping before the first step "
-                    "(ignored by Lightning while min_epochs/min_steps are not reached)",
-                    stacklevel=2,
-                )
-            return
-        if rank_zero:
-            warnings.warn(
-                f"collapse-gate: collapse risk, training anyway: {report.reasons[:1]}", stacklevel=2
+            return (
+                "collapse-gate: collapse risk, stopping before the first step "
+                "(ignored by Lightning while min_epochs/min_steps are not reached)"
             )
+
+        def log(report: GateReport, aborted: bool) -> None:
+            _log_wandb(trainer, self.gate, report, aborted=aborted)
+
+        self.act(outcome, rank_zero=trainer.is_global_zero, stop=stop, log=log)
 
 
 def _train_loader(loader):
@@ -200,12 +138,6 @@ def _muted_logging(module):
         yield
     finally:
         del module.log, module.log_dict
-
-
-def _print(report: GateReport) -> None:
-    from lightning.pytorch.utilities import rank_zero_info
-
-    rank_zero_info(report.render())
 
 
 def _log_wandb(trainer, gate: TrainingGate, report: GateReport, *, aborted: bool) -> None:

@@ -89,6 +89,15 @@ class ProbeMeasurements:
         )
 
 
+def missing_sides(measurements: Sequence[ProbeMeasurements]) -> str | None:
+    """Why the model dimensions cannot compare the sides, or None when they can."""
+    if not measurements or not measurements[0].candidate.losses:
+        return "no probe batches reached the model"
+    if not measurements[0].reference.losses:
+        return "no reference batches in the model's input format to compare with"
+    return None
+
+
 def run_probes(
     target: ProbeTarget,
     reference_batches: Sequence[Any],

@@ -10,28 +10,7 @@ pytest.importorskip("lightning")
 pytest.importorskip("transformers")
 
 from collapse_callbacks import CollapseDetected  # noqa: E402
-from tracking.wandb_offline import read_offline_run  # noqa: E402
-
-only_wandb_031 = pytest.mark.skipif(
-    not wandb.__version__.startswith("0.31."),
-    reason="the offline file format was checked on wandb 0.31 only",
-)
-
-
-@pytest.fixture
-def offline_wandb(tmp_path, monkeypatch):
-    for name, value in {
-        "WANDB_SILENT": "true",
-        "WANDB_MODE": "offline",
-        "WANDB_DIR": str(tmp_path),
-        "WANDB_DATA_DIR": str(tmp_path / "data"),
-        "WANDB_CACHE_DIR": str(tmp_path / "cache"),
-        "WANDB_CONFIG_DIR": str(tmp_path / "config"),
-        "WANDB_ARTIFACT_DIR": str(tmp_path / "artifacts"),
-    }.items():
-        monkeypatch.setenv(name, value)
-    yield tmp_path
-    wandb.teardown()
+from tracking.wandb_offline import only_wandb_031, read_offline_run  # noqa: E402
 
 
 def assert_gate_logged(offline, report, *, aborted: bool) -> None:

@@ -42,6 +42,7 @@ from collapse_callbacks.tracking.sinks import (
     status_key,
 )
 from tracking.reports import SHRUNK
+from tracking.wandb_offline import only_wandb_031
 
 
 def _logged(checked, *, aborted: bool, step: int | None = 3) -> MemorySink:
@@ -289,35 +290,6 @@ def test_importing_the_tracking_modules_does_not_import_wandb():
 
 
 # --------------------------------------------------------------------------- real wandb
-
-
-def _wandb_031():
-    try:
-        import wandb
-    except ImportError:
-        return False
-    return wandb.__version__.startswith("0.31.")
-
-
-only_wandb_031 = pytest.mark.skipif(
-    not _wandb_031(), reason="the offline file format was checked on wandb 0.31 only"
-)
-
-
-@pytest.fixture
-def offline_wandb(tmp_path, monkeypatch):
-    """Offline and silent, with every wandb folder (staging, cache, settings) in tmp_path."""
-    for name, value in {
-        "WANDB_SILENT": "true",
-        "WANDB_MODE": "offline",
-        "WANDB_DIR": str(tmp_path),
-        "WANDB_DATA_DIR": str(tmp_path / "data"),
-        "WANDB_CACHE_DIR": str(tmp_path / "cache"),
-        "WANDB_CONFIG_DIR": str(tmp_path / "config"),
-        "WANDB_ARTIFACT_DIR": str(tmp_path / "artifacts"),
-    }.items():
-        monkeypatch.setenv(name, value)
-    return tmp_path
 
 
 @only_wandb_031

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 HEADER = 7
 BLOCK = 32 * 1024
 CHUNK_HEADER = 7
@@ -152,3 +154,37 @@ def read_offline_run(wandb_dir: Path) -> OfflineRun:
         elif kind == "artifact":
             run.artifacts.append(record.artifact)
     return run
+
+
+def _wandb_031() -> bool:
+    try:
+        import wandb
+    except ImportError:
+        return False
+    return wandb.__version__.startswith("0.31.")
+
+
+only_wandb_031 = pytest.mark.skipif(
+    not _wandb_031(), reason="the offline file format was checked on wandb 0.31 only"
+)
+
+
+@pytest.fixture
+def offline_wandb(tmp_path, monkeypatch):
+    """Offline and silent, with every wandb folder (staging, cache, settings) in tmp_path."""
+    for name, value in {
+        "WANDB_SILENT": "true",
+        "WANDB_MODE": "offline",
+        "WANDB_DIR": str(tmp_path),
+        "WANDB_DATA_DIR": str(tmp_path / "data"),
+        "WANDB_CACHE_DIR": str(tmp_path / "cache"),
+        "WANDB_CONFIG_DIR": str(tmp_path / "config"),
+        "WANDB_ARTIFACT_DIR": str(tmp_path / "artifacts"),
+    }.items():
+        monkeypatch.setenv(name, value)
+    yield tmp_path
+    try:
+        import wandb
+    except ImportError:
+        return
+    wandb.teardown()

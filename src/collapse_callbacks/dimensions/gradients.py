@@ -25,7 +25,7 @@ import numpy as np
 from scipy import stats
 
 from collapse_callbacks.dimensions.base import DimensionEvidence, Signal, SignalKind
-from collapse_callbacks.probes import ProbeMeasurements
+from collapse_callbacks.probes import ProbeMeasurements, missing_sides
 
 NAME = "gradient_health"
 # Gradients half or twice as large as on real data: a learning rate tuned on real data
@@ -38,12 +38,9 @@ LAYERS_SHOWN = 5
 
 
 def run(measurements: Sequence[ProbeMeasurements]) -> DimensionEvidence:
-    if not measurements or not measurements[0].candidate.losses:
-        return DimensionEvidence(NAME, not_run="no probe batches reached the model")
-    if not measurements[0].reference.losses:
-        return DimensionEvidence(
-            NAME, not_run="no reference batches in the model's input format to compare with"
-        )
+    missing = missing_sides(measurements)
+    if missing is not None:
+        return DimensionEvidence(NAME, not_run=missing)
     signals = [_nonfinite(measurements)]
     statistics: dict[str, float] = {}
     ratio = _norm_ratio(measurements, statistics)

@@ -21,7 +21,7 @@ import numpy as np
 from scipy import stats
 
 from collapse_callbacks.dimensions.base import DimensionEvidence, Signal, SignalKind
-from collapse_callbacks.probes import ProbeMeasurements
+from collapse_callbacks.probes import ProbeMeasurements, missing_sides
 
 NAME = "loss_landscape"
 # 20% lower loss on the candidate than on real data: well beyond what two real samples
@@ -33,12 +33,9 @@ SHARPNESS_TOLERANCE = math.log(2.0)
 
 
 def run(measurements: Sequence[ProbeMeasurements]) -> DimensionEvidence:
-    if not measurements or not measurements[0].candidate.losses:
-        return DimensionEvidence(NAME, not_run="no probe batches reached the model")
-    if not measurements[0].reference.losses:
-        return DimensionEvidence(
-            NAME, not_run="no reference batches in the model's input format to compare with"
-        )
+    missing = missing_sides(measurements)
+    if missing is not None:
+        return DimensionEvidence(NAME, not_run=missing)
     reference = _pool(measurements, "reference", "losses")
     candidate = _pool(measurements, "candidate", "losses")
     statistics = {
