@@ -32,15 +32,16 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from collapse_callbacks.callback_core import GateCallbackCore, log_report
 from collapse_callbacks.errors import GateError
 from collapse_callbacks.report import GateReport
-from collapse_callbacks.training import GateCallbackCore, GateOutcome, log_report
+from collapse_callbacks.training import GateOutcome
 
 REPORT_FILE = "collapse_gate_report.json"
 
 
 class CollapseGateTrainerCallback(GateCallbackCore, TrainerCallback):
-    """Options: see :class:`~collapse_callbacks.training.GateCallbackCore` and the README."""
+    """Options: see :class:`~collapse_callbacks.callback_core.GateCallbackCore` and the README."""
 
     def on_train_begin(self, args, state, control, model=None, train_dataloader=None, **kwargs):
         saved = Path(args.output_dir or ".") / REPORT_FILE

@@ -38,12 +38,13 @@ from typing import Any
 
 from lightning.pytorch.callbacks import Callback
 
+from collapse_callbacks.callback_core import GateCallbackCore, log_report
 from collapse_callbacks.report import GateReport
-from collapse_callbacks.training import GateCallbackCore, GateOutcome, TrainingGate, log_report
+from collapse_callbacks.training import GateOutcome, TrainingGate
 
 
 class CollapseGateCallback(GateCallbackCore, Callback):
-    """Options: see :class:`~collapse_callbacks.training.GateCallbackCore` and the README."""
+    """Options: see :class:`~collapse_callbacks.callback_core.GateCallbackCore` and the README."""
 
     # -- hooks ----------------------------------------------------------------------
 

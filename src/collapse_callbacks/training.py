@@ -2,8 +2,8 @@
 the profiles meet on rank 0, the model is probed on every rank, and one report reaches
 every rank before anyone acts on it.
 
-The framework callbacks (:mod:`collapse_callbacks.lightning`, :mod:`collapse_callbacks.hf`)
-only adapt this to their hooks; a plain training loop calls
+The framework callbacks (:mod:`collapse_callbacks.lightning`, :mod:`collapse_callbacks.hf`,
+sharing :mod:`collapse_callbacks.callback_core`) only adapt this to their hooks; a plain training loop calls
 :meth:`TrainingGate.run` itself (see ``recipes/accelerate_loop.py``).
 
 Every rank makes the same collective calls in the same order whatever happens locally:
@@ -20,105 +20,14 @@ import json
 import math
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from collapse_callbacks.distributed import Collective, SingleProcess
-from collapse_callbacks.errors import CollapseDetected, GateError
 from collapse_callbacks.report import GateReport
 
 ON_COLLAPSE = ("raise", "stop", "warn")
-
-
-class GateCallbackCore:
-    """What the Lightning and HF callbacks share: their options, validated at once, and
-    what every rank does with the gate's outcome. The frameworks differ only in their
-    hooks, how a run is stopped, and where the W&B run is found."""
-
-    def __init__(
-        self,
-        reference: Any,
-        *,
-        alpha: float = 0.01,
-        seed: int = 0,
-        max_rows: int | None = None,
-        max_seconds: float | None = None,
-        on_collapse: str = "raise",
-        fail_closed: bool = False,
-        probe_batches: int = 4,
-        reference_batches: Iterable | None = None,
-        loss_fn: Callable[[Any, Any], Any] | None = None,
-        columns: list[str] | None = None,
-        regate_on_resume: bool = False,
-        log_to_wandb: bool = True,
-        **gate_options: Any,
-    ) -> None:
-        if on_collapse not in ON_COLLAPSE:
-            raise ValueError(f"on_collapse must be one of {ON_COLLAPSE}, got {on_collapse!r}")
-        self.gate = TrainingGate(
-            reference,
-            alpha=alpha,
-            seed=seed,
-            max_rows=max_rows,
-            max_seconds=max_seconds,
-            probe_batches=probe_batches,
-            reference_batches=reference_batches,
-            columns=columns,
-            **gate_options,
-        )
-        self.on_collapse = on_collapse
-        self.fail_closed = fail_closed
-        self.loss_fn = loss_fn
-        self.regate_on_resume = regate_on_resume
-        self.log_to_wandb = log_to_wandb
-        self.report: GateReport | None = None
-        self.error: str | None = None
-
-    def act(
-        self,
-        outcome: GateOutcome,
-        *,
-        rank_zero: bool,
-        stop: Callable[[], str],
-        log: Callable[[GateReport, bool], None],
-    ) -> None:
-        """Identical on every rank, since the outcome is: raise, stop, warn or go on.
-        ``stop()`` stops the run the framework's way and returns the warning to show;
-        ``log(report, aborted)`` runs on rank 0 only."""
-        import warnings
-
-        if outcome.error is not None:
-            self.error = outcome.error
-            if self.fail_closed:
-                raise GateError(outcome.error, outcome.error_rank)
-            if rank_zero:
-                warnings.warn(
-                    f"collapse-gate could not gate this run (rank {outcome.error_rank}): "
-                    f"{outcome.error}; training continues (fail_closed=False)",
-                    stacklevel=3,
-                )
-            return
-        report = outcome.report
-        self.report = report
-        if rank_zero:
-            print(report.render(), flush=True)
-            if self.log_to_wandb:
-                log(report, report.collapsed and self.on_collapse in ("raise", "stop"))
-        if not report.collapsed:
-            return
-        if self.on_collapse == "raise":
-            raise CollapseDetected(report)
-        if self.on_collapse == "stop":
-            message = stop()
-            if rank_zero:
-                warnings.warn(message, stacklevel=3)
-            return
-        if rank_zero:
-            warnings.warn(
-                f"collapse-gate: collapse risk, training anyway: {report.reasons[:1]}",
-                stacklevel=3,
-            )
 
 
 @dataclass(frozen=True)
@@ -196,7 +105,7 @@ class TrainingGate:
         try:
             local.measure(self, loader, collective, deadline, probe)
         except Exception as exc:  # reaches every rank through the gather below
-            local.error = _describe(exc)
+            local.error = describe(exc)
         shards = [_Shard.decode(p) for p in collective.all_gather_bytes(local.shard().encode())]
         failed = [(rank, s.error) for rank, s in enumerate(shards) if s.error]
         if failed:
@@ -235,7 +144,7 @@ class TrainingGate:
             )
             payload = b"M" + measured.to_bytes()
         except Exception as exc:
-            payload = b"E" + _describe(exc).encode()
+            payload = b"E" + describe(exc).encode()
         gathered = collective.all_gather_bytes(payload)
         for rank, item in enumerate(gathered):
             if item[:1] == b"E":
@@ -271,7 +180,7 @@ class TrainingGate:
             self.last_comparison = comparison
             return json.dumps({"report": report.to_dict()}).encode()
         except Exception as exc:
-            return json.dumps({"error": _describe(exc)}).encode()
+            return json.dumps({"error": describe(exc)}).encode()
 
     def _no_probe_reason(self, shards) -> str:
         if not all(s.time_left for s in shards):
@@ -414,32 +323,7 @@ def _reference_batches(gate: TrainingGate, count: int) -> list:
     return out
 
 
-def log_report(
-    run: Any, gate: TrainingGate, report: GateReport, *, aborted: bool, step=None
-) -> None:
-    """Log ``report`` to ``run`` or else the active W&B run, if any (rank 0 only).
-    Logging never breaks training: a failure is a warning."""
-    import warnings
-
-    try:
-        from collapse_callbacks.tracking.histograms import worst_column_histograms
-        from collapse_callbacks.tracking.sinks import WandbSink, find_wandb_run, log_gate
-
-        run = find_wandb_run([run] if run is not None else ())
-        if run is None:
-            return
-        comparison = gate.last_comparison
-        histograms = (
-            worst_column_histograms(report, comparison.reference, comparison.candidate)
-            if comparison is not None
-            else []
-        )
-        log_gate(WandbSink(run), report, histograms, aborted=aborted, step=step)
-    except Exception as exc:
-        warnings.warn(f"collapse-gate: could not log to W&B: {_describe(exc)}", stacklevel=2)
-
-
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
     last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     where = f" ({last[0].filename.rsplit('/', 1)[-1]}:{last[0].lineno})" if last else ""
     return f"{type(exc).__name__}: {exc}{where}"
