@@ -50,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("reference", help="real data: a path, URL, glob, directory or example:NAME")
     check.add_argument("candidate", help="the data you intend to train on")
     _add_gate_options(check)
+    _add_proxy_options(check)
     _add_read_options(check)
 
     demo = commands.add_parser(
@@ -99,6 +100,24 @@ def _add_gate_options(parser: argparse.ArgumentParser) -> None:
         "--lineage", choices=("replace", "accumulate"), help="how generations were combined"
     )
     group.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def _add_proxy_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model dimensions")
+    # Off by default: training takes seconds, and the two model dimensions take two
+    # shares of alpha from the data dimensions.
+    group.add_argument(
+        "--proxy-model",
+        action="store_true",
+        help="train a small proxy model on the candidate and probe its gradients and loss "
+        "landscape on held-out candidate rows against reference rows",
+    )
+    group.add_argument(
+        "--target",
+        metavar="COL",
+        help="the proxy predicts COL from the other columns (implies --proxy-model) and "
+        "also compares train-on-candidate with train-on-reference utility on real rows",
+    )
 
 
 def _probability(text: str) -> float:
@@ -199,7 +218,9 @@ def _check(args: argparse.Namespace) -> int:
     )
     progress = _Progress(not args.quiet)
     try:
-        report = gate.check(args.candidate, progress=progress)
+        report = gate.check(
+            args.candidate, progress=progress, proxy_model=args.proxy_model, target=args.target
+        )
     finally:
         progress.done()
     _emit(report.render(), report.to_json(), args.json)

@@ -41,8 +41,9 @@ DIMENSIONS = (
     "statistical_consistency",
 )
 MODEL_DIMENSIONS = {
-    "gradient_health": "needs a model: runs inside the Lightning / Hugging Face callbacks",
-    "loss_landscape": "needs a model: runs inside the Lightning / Hugging Face callbacks",
+    name: "needs a model: runs inside the Lightning / Hugging Face callbacks, or on a proxy "
+    "model with --proxy-model (check(..., proxy_model=True))"
+    for name in ("gradient_health", "loss_landscape")
 }
 
 

@@ -110,9 +110,26 @@ class CollapseGate:
                 break
         return profile
 
-    def check(self, candidate: Any, *, progress: Progress | None = None) -> GateReport:
-        """Profile ``candidate`` (anything ``open_source`` reads) and judge it."""
+    def check(
+        self,
+        candidate: Any,
+        *,
+        progress: Progress | None = None,
+        proxy_model: bool = False,
+        target: str | None = None,
+    ) -> GateReport:
+        """Profile ``candidate`` (anything ``open_source`` reads) and judge it.
+
+        ``proxy_model=True`` also trains a small proxy model on the candidate and runs the
+        two model dimensions on it (seconds more); ``target=COL`` makes the proxy predict
+        COL and adds train-on-candidate vs train-on-reference utility (implies it).
+        """
         from threadpoolctl import threadpool_limits
+
+        if proxy_model or target is not None:
+            from collapse_callbacks.proxy import check_with_proxy
+
+            return check_with_proxy(self, candidate, target=target, progress=progress)
 
         # One BLAS thread throughout: see run_dimensions for why.
         with threadpool_limits(limits=1):
