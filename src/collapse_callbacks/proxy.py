@@ -172,6 +172,9 @@ def check_with_proxy(
     if gate.reference is None:
         raise ValueError("the proxy model compares with reference rows: give the gate a reference")
     started = time.perf_counter()
+    if target is not None:
+        # Before reading anything whole: the schemas alone say whether the target exists.
+        check_target(gate.align(gate._open(candidate, columns=gate.columns)).roles, target)
     # One BLAS thread, as gate.check runs: see gate.run_dimensions.
     with threadpool_limits(limits=1):
         comparison, alignment = gate.compare(candidate, progress=progress)
@@ -210,14 +213,11 @@ def proxy_note(
 # -- the task and the rows ---------------------------------------------------------------
 
 
-def make_task(comparison: Comparison, target: str | None) -> Task:
-    columns = encoded_columns(comparison)
-    width = comparison.encoder.width
-    if target is None:
-        return Task("reconstruct", np.arange(width))
-    role = comparison.roles.get(target)
+def check_target(roles: dict, target: str) -> ColumnRole:
+    """The target's role; a DataError when it is not a shared, predictable column."""
+    role = roles.get(target)
     if role is None:
-        shared = ", ".join(comparison.roles) or "none"
+        shared = ", ".join(roles) or "none"
         raise DataError(
             f"--target: not a column of both the reference and the candidate (shared: {shared})",
             column=target,
@@ -228,6 +228,15 @@ def make_task(comparison: Comparison, target: str | None) -> Task:
             "categorical column",
             column=target,
         )
+    return role
+
+
+def make_task(comparison: Comparison, target: str | None) -> Task:
+    columns = encoded_columns(comparison)
+    width = comparison.encoder.width
+    if target is None:
+        return Task("reconstruct", np.arange(width))
+    role = check_target(comparison.roles, target)
     # The target's own encoded columns (value, missing flag, one-hot) would give it away.
     inputs = np.setdiff1d(np.arange(width), columns[target])
     if role is ColumnRole.NUMERIC:
