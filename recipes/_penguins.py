@@ -24,6 +24,8 @@ so the Hugging Face ``Trainer``, Lightning and a plain loop can all call it the 
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 import pyarrow as pa
 import torch
@@ -124,3 +126,28 @@ class PenguinClassifier(torch.nn.Module):
             # float(): under bf16 autocast the logits are bf16; the loss is taken in fp32.
             out["loss"] = torch.nn.functional.cross_entropy(logits.float(), labels)
         return out
+
+
+# -- command line: the options every recipe takes ----------------------------------------
+
+
+def recipe_parser(description: str, gpu_help: str) -> argparse.ArgumentParser:
+    """--collapsed, --gpu, --batch-size and --seed; a recipe adds its own options."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--collapsed",
+        action="store_true",
+        help="train on generation-5 synthetic data instead of real data (the gate aborts)",
+    )
+    parser.add_argument("--gpu", action="store_true", help=gpu_help)
+    parser.add_argument("--batch-size", type=int, default=BATCH, help="per process")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def parse_recipe_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    args = parser.parse_args(argv)
+    if args.gpu and not torch.cuda.is_available():
+        # Fail here rather than train on the CPU without a word.
+        parser.error("--gpu: no CUDA device is visible to this process")
+    return args

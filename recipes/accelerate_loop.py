@@ -46,30 +46,20 @@ from collapse_callbacks.training import TrainingGate
 
 # isort: split
 # The toy task, a file next to this one: Python puts the script's folder on sys.path.
-from _penguins import BATCH, PenguinClassifier, datasets, reference_loader, train_loader
+from _penguins import (
+    PenguinClassifier,
+    datasets,
+    parse_recipe_args,
+    recipe_parser,
+    reference_loader,
+    train_loader,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument(
-        "--collapsed",
-        action="store_true",
-        help="train on generation-5 synthetic data instead of real data (the gate aborts)",
-    )
-    parser.add_argument("--gpu", action="store_true", help="train on CUDA GPUs with bf16")
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=BATCH,
-        help="per process",
-    )
+    parser = recipe_parser(__doc__.split("\n", 1)[0], "train on CUDA GPUs with bf16")
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    if args.gpu and not torch.cuda.is_available():
-        # Fail here rather than train on the CPU without a word.
-        parser.error("--gpu: no CUDA device is visible to this process")
-    return args
+    return parse_recipe_args(parser, argv)
 
 
 def make_accelerator(args: argparse.Namespace) -> Accelerator:
