@@ -23,12 +23,15 @@ from __future__ import annotations
 import sys
 import time
 import traceback
+from pathlib import Path
 
-import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset
 
-from collapse_callbacks.demo import NUMERIC, generations, real_penguins
+# The penguin task of the callback tests (real halves, generation 5 of the demo's
+# recursive generator, standardized tensors): one definition for both.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from training_task import tables, tensors
 
 RESULTS: list[tuple[str, bool, str]] = []
 # --cpu: a dry run of this script itself on a machine without a GPU (FSDP is skipped:
@@ -51,26 +54,6 @@ def part(name):
         return run
 
     return wrap
-
-
-def tables():
-    table = real_penguins()
-    order = np.random.default_rng(0).permutation(table.num_rows)
-    half = table.num_rows // 2
-    reference, real = table.take(order[:half]), table.take(order[half:])
-    collapsed = generations(real, 5, real.num_rows, np.random.default_rng(1), 0.9)[-1]
-    return reference, real, collapsed
-
-
-def tensors(table, scale_from):
-    def matrix(t):
-        return np.column_stack([t.column(c).to_numpy() for c in NUMERIC]).astype(np.float32)
-
-    base = matrix(scale_from)
-    x = (matrix(table) - base.mean(0)) / base.std(0)
-    species = sorted(set(scale_from.column("species").to_pylist()))
-    y = np.array([species.index(s) for s in table.column("species").to_pylist()])
-    return TensorDataset(torch.from_numpy(x), torch.from_numpy(y).long())
 
 
 def loaders():
