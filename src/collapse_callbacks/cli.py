@@ -100,6 +100,31 @@ def _add_gate_options(parser: argparse.ArgumentParser) -> None:
         "--lineage", choices=("replace", "accumulate"), help="how generations were combined"
     )
     group.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    group.add_argument(
+        "--tokenizer",
+        metavar="DIR",
+        help="a Hugging Face tokenizer saved in DIR (save_pretrained; nothing is "
+        "downloaded): token columns leave its special and padding tokens out, reports "
+        "name tokens as text, and ids beyond its vocabulary are an error",
+    )
+
+
+def _load_tokenizer(path: str | None):
+    if path is None:
+        return None
+    from collapse_callbacks.errors import DataError
+
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        raise DataError(
+            "--tokenizer needs the transformers package: pip install 'collapse-callbacks[hf]'"
+        ) from None
+    try:
+        return AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"cannot load a tokenizer from {path!r}: {first}") from None
 
 
 def _add_proxy_options(parser: argparse.ArgumentParser) -> None:
@@ -215,6 +240,7 @@ def _check(args: argparse.Namespace) -> int:
         real_fraction=args.real_fraction,
         lineage=args.lineage,
         read_options=_read_options(args),
+        tokenizer=_load_tokenizer(args.tokenizer),
     )
     progress = _Progress(not args.quiet)
     try:

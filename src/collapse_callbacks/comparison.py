@@ -60,6 +60,21 @@ class SampleView:
             )
         return self._cache[key]
 
+    def texts(self, column: str) -> list[str | None]:
+        """A text column's documents (None where missing)."""
+        key = ("texts", column)
+        if key not in self._cache:
+            self._cache[key] = self.table.column(column).to_pylist()
+        return self._cache[key]
+
+    def tensors(self, column: str) -> np.ndarray:
+        """A vector or tensor column as float32 ``[rows, *shape]``; missing rows are NaN.
+        Variable-length vectors are cut or NaN-padded to the longest row."""
+        key = ("tensors", column)
+        if key not in self._cache:
+            self._cache[key] = _tensor_matrix(self.table.column(column))
+        return self._cache[key]
+
 
 @dataclass(frozen=True)
 class Part:
@@ -76,6 +91,13 @@ class Part:
 
     def codes(self, column: str) -> np.ndarray:
         return self.view.codes(column)[self.rows]
+
+    def texts(self, column: str) -> list[str | None]:
+        values = self.view.texts(column)
+        return [values[i] for i in self.rows]
+
+    def tensors(self, column: str) -> np.ndarray:
+        return self.view.tensors(column)[self.rows]
 
     def head(self, n: int) -> Part:
         """The first ``n`` rows; rows are in random order, so a random subset."""
@@ -150,6 +172,12 @@ class Comparison:
         self.reference_view = SampleView(reference_table, self.roles, categories)
         self.candidate_view = SampleView(candidate_table, self.roles, categories)
         self.categories = categories
+        # Work shared between dimensions (e.g. the sequence statistics), per comparison.
+        self.cache: dict[str, object] = {}
+        # Names a token id in sentences (set from the user's tokenizer).
+        self.token_text: Callable[[int], str] | None = None
+        # Maps a column's sample values to vectors (the user's own encoder).
+        self.embedder: Callable | dict | None = None
 
     def rng(self, purpose: str) -> np.random.Generator:
         """A generator for one purpose: the same seed gives the same draws, and adding a
@@ -205,6 +233,42 @@ class Comparison:
         return RowEncoder(self)
 
 
+def _tensor_matrix(column: pa.ChunkedArray) -> np.ndarray:
+    array = column.combine_chunks()
+    if isinstance(array.type, pa.BaseExtensionType):
+        shape = list(array.type.shape) if isinstance(array.type, pa.FixedShapeTensorType) else []
+        array = array.storage
+    else:
+        shape = []
+    rows = len(array)
+    valid = ~np.asarray(array.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    dtype = array.type
+    fixed = []
+    while pa.types.is_fixed_size_list(dtype):
+        fixed.append(dtype.list_size)
+        dtype = dtype.value_type
+    if fixed and not (pa.types.is_list(dtype) or pa.types.is_large_list(dtype)):
+        shape = shape or fixed
+        width = int(np.prod(fixed))
+        flat = array
+        while pa.types.is_fixed_size_list(flat.type):
+            flat = flat.flatten()
+        values = np.asarray(flat.cast(pa.float32()).to_numpy(zero_copy_only=False))
+        matrix = np.full((rows, width), np.nan, dtype=np.float32)
+        if valid.any():
+            matrix[valid] = values.reshape(-1, width)
+        return matrix.reshape(rows, *shape)
+    # Variable-length lists: cut or pad every row to the longest one.
+    items = array.to_pylist()
+    width = max((len(np.ravel(v)) for v in items if v is not None), default=0)
+    matrix = np.full((rows, width), np.nan, dtype=np.float32)
+    for i, value in enumerate(items):
+        if value is not None:
+            flat_row = np.asarray(value, dtype=np.float32).ravel()
+            matrix[i, : len(flat_row)] = flat_row
+    return matrix
+
+
 def _category_index(reference: pa.Table, candidate: pa.Table, column: str) -> list:
     """Reference categories by frequency, then categories only the candidate has."""
     from collections import Counter
@@ -226,7 +290,10 @@ class RowEncoder:
     becomes 0 plus a 0/1 missing-indicator column where the reference has any missing.
     Categorical and boolean columns are one-hot over the reference's
     ``MAX_CATEGORIES_ENCODED`` most frequent categories, scaled by 1/sqrt(2) so that two
-    different categories are at distance 1. Text, tokens and vectors are not encoded here.
+    different categories are at distance 1. Text and token columns add hashed n-gram
+    features, vector and tensor columns a projection of their values, and a user's
+    ``embedder`` its vectors (``feature_blocks``): each block has ``width``,
+    ``names()`` and ``encode(part)``.
     """
 
     def __init__(self, comparison: Comparison) -> None:
@@ -243,12 +310,16 @@ class RowEncoder:
             spread = q75 - q25 or np.std(finite) or 1.0
             self.center[name], self.scale[name] = q50, spread
             self.missing[name] = bool((~np.isfinite(values)).any())
+        from collapse_callbacks.dimensions.features import feature_blocks
+
+        self.blocks = feature_blocks(comparison)
         self.width = (
             len(self.numeric)
             + sum(self.missing.values())
             + sum(
                 min(len(comparison.categories[c]), MAX_CATEGORIES_ENCODED) for c in self.categorical
             )
+            + sum(block.width for block in self.blocks)
         )
 
     def sources(self, comparison: Comparison) -> list[str]:
@@ -258,6 +329,8 @@ class RowEncoder:
             out += [name] * (2 if self.missing[name] else 1)
         for name in self.categorical:
             out += [name] * min(len(comparison.categories[name]), MAX_CATEGORIES_ENCODED)
+        for block in self.blocks:
+            out += [block.column] * block.width
         return out
 
     def encode(self, part: Part) -> np.ndarray:
@@ -275,6 +348,8 @@ class RowEncoder:
             known = (codes >= 0) & (codes < k)
             onehot[np.flatnonzero(known), codes[known]] = 1 / np.sqrt(2)
             blocks.append(onehot)
+        for block in self.blocks:
+            blocks.append(block.encode(part))
         if not blocks:
             return np.zeros((len(part), 0))
         return np.hstack(blocks)

@@ -57,6 +57,7 @@ CONFINABLE = frozenset(
         "binned_entropy",
         "categorical_entropy",
         "distinct_ratio",
+        "length_spread",  # of a text column's document lengths
         # The classifier's edge comes from one column's distribution (generalization.py).
         "classifier_auc_one_column",
     }
@@ -76,6 +77,11 @@ NOT_FROM_SELECTION = frozenset(
         "duplicate_rate",
         "near_duplicate_rate",
         "nonfinite_gradients",
+        # Text looping on itself and repeated documents or images: no selection of
+        # real rows repeats what real rows do not.
+        "repeated_ngrams",
+        "near_duplicate_documents",
+        "vector_duplicate_rate",
     }
 )
 

@@ -34,6 +34,14 @@ class CollapseGate:
     tolerates smaller effects there (see ``tolerance_scale``); accumulating real data
     bounds the damage (Gerstgrasser et al. 2024). Statistical significance is required
     either way, so the false-alarm rate does not change.
+
+    ``tokenizer`` (a Hugging Face tokenizer, or anything with ``all_special_ids``,
+    ``pad_token_id``, ``convert_ids_to_tokens`` and ``len()``): special and padding
+    tokens never count as content, reports name tokens as text, and a token id beyond
+    the vocabulary is a :class:`~collapse_callbacks.errors.DataError`. ``embedder``: your
+    own encoder for text, token and vector columns (a callable, or a mapping column ->
+    callable; see ``dimensions/features.py``), used for coverage and the classifier
+    test. Nothing is downloaded: both run as you pass them.
     """
 
     def __init__(
@@ -50,6 +58,8 @@ class CollapseGate:
         real_fraction: float | None = None,
         lineage: str | None = None,
         read_options: dict | None = None,
+        tokenizer: Any = None,
+        embedder: Any = None,
     ) -> None:
         if not 0 < alpha < 1:
             raise ValueError(f"alpha must be in (0, 1), got {alpha}")
@@ -74,6 +84,8 @@ class CollapseGate:
         self.real_fraction = real_fraction
         self.lineage = lineage
         self.read_options = dict(read_options or {})
+        self.tokenizer = tokenizer
+        self.embedder = embedder
         self._reference_profile: tuple[tuple, Profile] | None = None
 
     @property
@@ -98,7 +110,13 @@ class CollapseGate:
     ) -> Profile:
         """One pass over ``stream``; stops early (and says so in ``profile.truncated``)
         once ``deadline`` (a ``time.monotonic()`` value) has passed."""
-        profile = Profile(roles, source=stream.display, sample_rows=self.sample_rows, seed=seed)
+        profile = Profile(
+            roles,
+            source=stream.display,
+            sample_rows=self.sample_rows,
+            seed=seed,
+            ignore_tokens=self._ignore_tokens(),
+        )
         rows = 0
         for batch in stream:
             profile.update(batch)
@@ -108,7 +126,41 @@ class CollapseGate:
             if deadline is not None and time.monotonic() > deadline:
                 profile.truncated = True
                 break
+        self._check_token_range(profile)
         return profile
+
+    def _ignore_tokens(self) -> frozenset[int]:
+        if self.tokenizer is None:
+            return frozenset()
+        from collapse_callbacks.dimensions.sequences import tokenizer_ignore_ids
+
+        return tokenizer_ignore_ids(self.tokenizer)
+
+    def _check_token_range(self, profile: Profile) -> None:
+        """With a tokenizer, every token id must be one of its vocabulary's."""
+        if self.tokenizer is None:
+            return
+        from collapse_callbacks.data.roles import ColumnRole
+        from collapse_callbacks.errors import DataError
+
+        size = len(self.tokenizer)
+        for name, role in profile.roles.items():
+            if role is not ColumnRole.TOKENS or not profile.states[name].has_values:
+                continue
+            summary = profile.states[name].result()
+            if summary.max_token is not None and summary.max_token >= size:
+                raise DataError(
+                    f"token id {summary.max_token} is beyond the tokenizer's vocabulary of "
+                    f"{size} (ids 0..{size - 1}); was the data tokenized with another tokenizer?",
+                    path=profile.source,
+                    column=name,
+                )
+            if summary.min_token is not None and summary.min_token < 0:
+                raise DataError(
+                    f"token id {summary.min_token} is negative; token ids start at 0",
+                    path=profile.source,
+                    column=name,
+                )
 
     def check(
         self,
@@ -257,7 +309,7 @@ class CollapseGate:
             stream = self._open(self.reference, columns=shared, roles=alignment.roles)
             reference = self._profile(stream, alignment.roles, self.seed, progress, "reference")
             self._reference_profile = (key, reference)
-        return Comparison(
+        comparison = Comparison(
             reference,
             candidate_profile,
             alignment.roles,
@@ -265,6 +317,12 @@ class CollapseGate:
             seed=self.seed,
             n_splits=self.n_splits,
         )
+        comparison.embedder = self.embedder
+        if self.tokenizer is not None:
+            from collapse_callbacks.dimensions.sequences import describe_tokens
+
+            comparison.token_text = describe_tokens(self.tokenizer)
+        return comparison
 
     def _lineage_notes(self) -> tuple[str, ...]:
         if self.lineage is None:
@@ -304,9 +362,11 @@ def _run_dimensions(comparison: Comparison) -> tuple[list[DimensionEvidence], Di
         generalization,
         spectral,
     )
+    from collapse_callbacks.dimensions.modalities import with_modalities
 
     modules = (fidelity, correlation, entropy, spectral, generalization, consistency)
-    return [module.run(comparison) for module in modules], diversity.run(comparison)
+    evidence = [with_modalities(module.run(comparison), comparison) for module in modules]
+    return evidence, with_modalities(diversity.run(comparison), comparison)
 
 
 def _scaled(evidence: DimensionEvidence, scale: float) -> DimensionEvidence:

@@ -53,11 +53,19 @@ class CollapseGateTrainerCallback(GateCallbackCore, TrainerCallback):
             raise GateError("the Trainer passed no train_dataloader to on_train_begin")
         from collapse_callbacks.distributed import AccelerateCollective
 
+        self._adopt_tokenizer(kwargs.get("processing_class") or kwargs.get("tokenizer"))
         probe = None if model is None else self._probe_target(model)
         reason = None if model is not None else "needs a model: the Trainer passed none"
         outcome = self.gate.run(train_dataloader, AccelerateCollective(), probe, reason)
         self._act(outcome, args, state, control, saved)
         return control
+
+    def _adopt_tokenizer(self, tokenizer) -> None:
+        """The Trainer's tokenizer, unless one was given: its special and padding tokens
+        never count as content, and reports name tokens as text."""
+        gate = self.gate.gate
+        if gate.tokenizer is None and hasattr(tokenizer, "all_special_ids"):
+            gate.tokenizer = tokenizer
 
     def _probe_target(self, model):
         from collapse_callbacks.probes import ProbeTarget

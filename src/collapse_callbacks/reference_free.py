@@ -1,4 +1,5 @@
-"""Checks that need no reference: duplicates, degenerate columns, entropy floors.
+"""Checks that need no reference: duplicates, degenerate columns, entropy floors, and
+text repeating itself within documents.
 
 Without real data to compare against there is no null distribution, so these are
 threshold checks on the candidate alone, not calibrated tests, and the report says so:
@@ -18,7 +19,12 @@ from collapse_callbacks.dimensions.base import (
     Signal,
     SignalKind,
 )
-from collapse_callbacks.profile.columns import CategoricalState, NumericState
+from collapse_callbacks.profile.columns import (
+    CategoricalState,
+    NumericState,
+    TextState,
+    TokenState,
+)
 from collapse_callbacks.profile.table import Profile
 from collapse_callbacks.report import GateReport, Sizes
 
@@ -26,6 +32,10 @@ from collapse_callbacks.report import GateReport, Sizes
 MAX_DUPLICATE_FRACTION = 0.05
 # Normalized entropy (entropy / log(distinct)) below this means one value dominates.
 MIN_NORMALIZED_ENTROPY = 0.1
+# Real prose repeats 2-3% of its trigrams within a document (Python's documentation, the
+# King James Bible in 3-verse documents, Debian's fortunes); text looping on itself, the
+# classic failure of a degenerate language model, repeats far more.
+MAX_REPEATED_TRIGRAMS = 0.15
 
 
 def _signal(name, column, value, limit, effect, sentence) -> Signal:
@@ -86,6 +96,19 @@ def reference_free_evidence(profile: Profile) -> DimensionEvidence:
                     MIN_NORMALIZED_ENTROPY - normalized,
                     f"`{name}` is nearly constant: normalized entropy {normalized:.2f} "
                     f"over {len(counts)} values (floor {MIN_NORMALIZED_ENTROPY})",
+                )
+            )
+        if isinstance(state, (TextState, TokenState)) and state.sequence.ngrams > 0:
+            share = state.sequence.repeated / state.sequence.ngrams
+            signals.append(
+                _signal(
+                    "repeated_ngrams",
+                    name,
+                    share,
+                    MAX_REPEATED_TRIGRAMS,
+                    share - MAX_REPEATED_TRIGRAMS,
+                    f"{share:.1%} of `{name}`'s trigrams repeat one earlier in the same "
+                    f"document (threshold {MAX_REPEATED_TRIGRAMS:.0%}; real prose: 2-3%)",
                 )
             )
     return DimensionEvidence(

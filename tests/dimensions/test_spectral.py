@@ -100,11 +100,12 @@ def test_same_seed_gives_identical_evidence(penguins):
     assert evidence(reference, candidate, 5) != evidence(reference, candidate, 6)
 
 
-def test_without_numeric_or_categorical_columns_it_does_not_run(penguins):
+def test_a_text_column_is_encoded_by_its_hashed_ngrams(penguins):
     text = pd.DataFrame(
         {"note": [f"penguin number {n} of the {s} kind" for n, s in enumerate(penguins.species)]}
     )
-    result = evidence(text.iloc[:170], text.iloc[170:])
-    assert result.signals == ()
-    assert "no numeric or categorical columns" in result.not_run
-    assert "power spectra" in result.not_run
+    order = np.random.default_rng(0).permutation(len(text))
+    result = evidence(text.iloc[order[:170]], text.iloc[order[170:]])
+    assert result.not_run is None
+    assert result.statistics["spectral_dimensions"] <= 65
+    assert {s.name for s in result.signals} >= {"variance_retained", "effective_rank_ratio"}

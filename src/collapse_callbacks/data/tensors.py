@@ -336,6 +336,14 @@ def _field_columns(
 def _string_array(value: list, name: str, where: str | None) -> pa.Array:
     try:
         array = pa.array(value, type=pa.string())
+    except UnicodeEncodeError as exc:
+        raise _fail(
+            f"holds a string that is not valid Unicode text ({exc.reason} at character "
+            f"{exc.start}); decode bytes with errors='replace' first",
+            name,
+            where,
+            DataError,
+        ) from None
     except (pa.ArrowInvalid, pa.ArrowCapacityError, pa.ArrowTypeError) as exc:
         raise _fail(f"cannot be stored as text: {exc}", name, where, DataError) from None
     if isinstance(array, pa.ChunkedArray):

@@ -556,8 +556,8 @@ def run(comparison: Comparison) -> DimensionEvidence:
     if not numeric and not categorical:
         return DimensionEvidence(
             NAME,
-            not_run="no numeric or categorical columns; entropies of text and tokens come "
-            "with the text dimension",
+            not_run="no numeric or categorical columns (text and token columns add their "
+            "own entropy signals, see dimensions/sequences.py)",
         )
     if not comparison.can_calibrate:
         return DimensionEvidence(NAME, not_run=not_calibratable(comparison))

@@ -17,8 +17,10 @@ those axes. Signals:
   (exp of the entropy of its normalized eigenvalues) over the reference's. Correlations
   smoothed away raise it, merged modes or collapsed directions lower it.
 
-Power spectra of sequence and tensor columns (``torch.fft``) belong to the issue that
-brings text and tensors; with nothing to encode the dimension does not run.
+Text and token columns enter the encoding as hashed n-gram features, vector and
+tensor columns as a projection (``dimensions/features.py``); their power spectra along
+the sequence axis and over image frequencies come from ``dimensions/sequences.py`` and
+``dimensions/vectors.py``. With nothing to encode the dimension does not run.
 
 The encoded dimensions are winsorized at the reference's 1% and 99% quantiles first
 (:class:`SpectralRows`), so that rare spikes do not dominate the spectrum.
@@ -157,6 +159,8 @@ def encoded_names(comparison: Comparison) -> list[str]:
     for column in encoder.categorical:
         values = comparison.categories[column][:MAX_CATEGORIES_ENCODED]
         names.extend(f"{column}={value}" for value in values)
+    for block in encoder.blocks:
+        names.extend(block.names())
     return names
 
 
@@ -358,8 +362,7 @@ def run(comparison: Comparison) -> DimensionEvidence:
     if comparison.encoder.width == 0:
         return DimensionEvidence(
             NAME,
-            not_run="no numeric or categorical columns to encode; power spectra of text, "
-            "token and tensor columns come with the sequence/tensor dimension",
+            not_run="no columns to encode",
         )
     if not comparison.can_calibrate:
         return DimensionEvidence(NAME, not_run=not_calibratable(comparison))

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from collapse_callbacks.data.roles import ColumnRole
 from collapse_callbacks.profile.moments import Moments
+from collapse_callbacks.profile.sequences import SequenceState, text_units, token_units
 from collapse_callbacks.profile.sketch import QuantileSketch
 
 # Exact distinct counts are kept up to this many values per column; beyond it the
@@ -127,12 +128,14 @@ class TextSummary(ColumnSummary):
     mean_chars: float | None
     max_chars: float | None
     mean_words: float | None
+    vocabulary: dict = field(default_factory=dict)
 
     def describe(self) -> str:
         distinct = f"{self.distinct}" if self.distinct_exact else f">= {self.distinct}"
         return (
             f"{distinct} distinct  mean {_fmt(self.mean_chars)} chars / {_fmt(self.mean_words)} words"
             f"  longest {_fmt(self.max_chars)}  empty {self.empty}"
+            + _describe_vocabulary(self.vocabulary)
         )
 
 
@@ -144,12 +147,24 @@ class TokenSummary(ColumnSummary):
     max_length: float | None
     min_token: int | None
     max_token: int | None
+    vocabulary: dict = field(default_factory=dict)
 
     def describe(self) -> str:
         return (
             f"{self.tokens} tokens in {self.sequences} sequences  mean length {_fmt(self.mean_length)}"
-            f"  ids {self.min_token}..{self.max_token}"
+            f"  ids {self.min_token}..{self.max_token}" + _describe_vocabulary(self.vocabulary)
         )
+
+
+def _describe_vocabulary(vocabulary: dict) -> str:
+    if not vocabulary:
+        return ""
+    types = vocabulary["types"]
+    types = f"{types}" if vocabulary["types_exact"] else f">= {types}"
+    return (
+        f"  vocabulary {types} types, entropy {_fmt(vocabulary['entropy'])} nats,"
+        f" Zipf slope {_fmt(vocabulary['zipf_slope'])}"
+    )
 
 
 @dataclass(frozen=True)
@@ -304,10 +319,12 @@ class TextState:
         self.chars = Moments()
         self.words = Moments()
         self.values = _DistinctValues()
+        self.sequence = SequenceState()
 
     def update(self, array: pa.Array) -> None:
         self.nulls += array.null_count
         present = array.drop_null()
+        self.sequence.update(text_units(present))
         chars = _as_float64(pc.utf8_length(present))
         self.empty += int((chars == 0).sum())
         self.chars.update(chars)
@@ -323,6 +340,7 @@ class TextState:
         merged.chars = self.chars.merge(other.chars)
         merged.words = self.words.merge(other.words)
         merged.values = self.values.merge(other.values)
+        merged.sequence = self.sequence.merge(other.sequence)
         return merged
 
     @property
@@ -340,6 +358,7 @@ class TextState:
             mean_chars=self.chars.summary()["mean"],
             max_chars=self.chars.summary()["max"],
             mean_words=self.words.summary()["mean"],
+            vocabulary=asdict(self.sequence.result()),
         )
 
 
@@ -378,22 +397,30 @@ def _list_values(array: pa.Array) -> tuple[np.ndarray, pa.Array]:
 
 
 class TokenState:
-    def __init__(self) -> None:
+    """``ignore``: token ids that are not content (a tokenizer's special and padding
+    tokens); they count in ``lengths`` and ``ids`` (what the model sees) but are never
+    units of the vocabulary and sequence statistics."""
+
+    def __init__(self, ignore: frozenset[int] = frozenset()) -> None:
         self.nulls = 0
         self.lengths = Moments()
         self.ids = Moments()
+        self.ignore = sorted(ignore)
+        self.sequence = SequenceState()
 
     def update(self, array: pa.Array) -> None:
         self.nulls += array.null_count
         lengths, flat = _list_values(array)
         self.lengths.update(lengths.astype(np.float64))
         self.ids.update(_as_float64(flat))
+        self.sequence.update(token_units(array, frozenset(self.ignore)))
 
     def merge(self, other: TokenState) -> TokenState:
-        merged = TokenState()
+        merged = TokenState(frozenset(self.ignore) | frozenset(other.ignore))
         merged.nulls = self.nulls + other.nulls
         merged.lengths = self.lengths.merge(other.lengths)
         merged.ids = self.ids.merge(other.ids)
+        merged.sequence = self.sequence.merge(other.sequence)
         return merged
 
     @property
@@ -411,6 +438,7 @@ class TokenState:
             max_length=self.lengths.summary()["max"],
             min_token=None if ids["min"] is None else int(ids["min"]),
             max_token=None if ids["max"] is None else int(ids["max"]),
+            vocabulary=asdict(self.sequence.result()),
         )
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from collapse_callbacks.data.roles import ColumnRole
 
@@ -32,7 +33,8 @@ def _string_hashes(array: pa.Array) -> np.ndarray:
         array = array.combine_chunks()
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
-    array = array.cast(pa.large_string()) if not pa.types.is_large_string(array.type) else array
+    if not (pa.types.is_large_string(array.type) or pa.types.is_large_binary(array.type)):
+        array = array.cast(pa.large_string())
     n = len(array)
     offsets = np.frombuffer(
         array.buffers()[1], dtype=np.int64, count=n + 1, offset=array.offset * 8
@@ -82,13 +84,74 @@ def _round_significant(values: np.ndarray, digits: int) -> np.ndarray:
 
 
 def _list_hashes(array: pa.Array) -> np.ndarray:
-    """Hash of each list's values (tokens, vectors), via their text form's bytes."""
+    """Hash of each list's values (tokens, vectors, tensors), taken on the values as
+    int64 (integers) or float64 (anything else): equal values give equal hashes whatever
+    the column's storage width."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
     if isinstance(array.type, pa.BaseExtensionType):
         array = array.storage
-    as_text = pa.array(
-        [None if v is None else repr(v) for v in array.to_pylist()], pa.large_string()
+    hashes = np.full(len(array), _NULL_HASH, dtype=np.uint64)
+    valid = ~np.asarray(array.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    present = array.drop_null()
+    flat = present
+    depth = 0
+    while _is_list(flat.type):
+        flat = flat.flatten()  # flatten() honours slicing offsets, .values does not
+        depth += 1
+    if depth > 1 and not _all_fixed(present.type):
+        # Ragged nested lists: rare; their text form keeps the nesting in the hash.
+        as_text = pa.array([repr(v) for v in present.to_pylist()], pa.large_string())
+        hashes[valid] = _string_hashes(as_text)
+        return hashes
+    if pa.types.is_fixed_size_list(present.type):
+        width = len(flat) // len(present) if len(present) else 0
+        lengths = np.full(len(present), width, dtype=np.int64)
+    else:
+        lengths = np.asarray(
+            pc.list_value_length(present).to_numpy(zero_copy_only=False), dtype=np.int64
+        )
+    integer = pa.types.is_integer(flat.type) or pa.types.is_boolean(flat.type)
+    target = pa.int64() if integer else pa.float64()
+    values = np.asarray(
+        flat.cast(target).fill_null(0).to_numpy(zero_copy_only=False),
+        dtype=np.int64 if integer else np.float64,
     )
-    return _string_hashes(as_text)
+    if not integer:
+        values = np.where(values == 0, 0.0, values)  # -0.0 and 0.0 are one value
+    hashes[valid] = _word_hashes(np.ascontiguousarray(values).view(np.uint64), lengths)
+    return hashes
+
+
+def _word_hashes(words: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """One hash per row of 64-bit words (row i holds the next ``lengths[i]`` words): the
+    sum of each word mixed with its position, mixed with the row's length."""
+    starts = np.zeros(len(lengths), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    positions = np.arange(len(words), dtype=np.int64) - np.repeat(starts, lengths)
+    with np.errstate(over="ignore"):
+        mixed = _mix(words ^ _mix(positions.astype(np.uint64) + _STRING_BASE))
+        sums = np.zeros(len(lengths), dtype=np.uint64)
+        nonempty = lengths > 0
+        if nonempty.any():
+            sums[nonempty] = np.add.reduceat(mixed, starts[nonempty])
+        return _mix(sums + lengths.astype(np.uint64))
+
+
+def _is_list(dtype: pa.DataType) -> bool:
+    return (
+        pa.types.is_list(dtype)
+        or pa.types.is_large_list(dtype)
+        or pa.types.is_fixed_size_list(dtype)
+    )
+
+
+def _all_fixed(dtype: pa.DataType) -> bool:
+    while _is_list(dtype):
+        if not pa.types.is_fixed_size_list(dtype):
+            return False
+        dtype = dtype.value_type
+    return True
 
 
 def row_hashes(

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from collapse_callbacks.data.roles import ColumnRole
 from collapse_callbacks.errors import DataError
-from collapse_callbacks.profile import columns, moments, rows, sketch, table
+from collapse_callbacks.profile import columns, moments, rows, sequences, sketch, table
 
 MAGIC = b"CCPROF1\n"
 
@@ -38,6 +38,8 @@ _TYPES = {
         rows.DuplicateState,
         rows.RowSample,
         rows.CoMoments,
+        sequences.SequenceState,
+        sequences.VocabularyCounts,
     )
 }
 

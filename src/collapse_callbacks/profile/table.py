@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from collapse_callbacks.data.roles import ColumnRole
 from collapse_callbacks.errors import AllNullColumnError, DataError
-from collapse_callbacks.profile.columns import STATE_FOR_ROLE, ColumnSummary
+from collapse_callbacks.profile.columns import STATE_FOR_ROLE, ColumnSummary, TokenState
 from collapse_callbacks.profile.rows import CoMoments, DuplicateState, RowSample, row_hashes
 
 
@@ -41,9 +41,12 @@ class Profile:
     uniform sample of ``sample_rows`` rows, and the co-moments of the numeric columns.
     ``sample_rows=0`` keeps only the column states (what ``collapse-gate profile`` needs).
     ``truncated`` says that the pass stopped early (a time budget) before the data's end.
+    ``ignore_tokens`` are token ids that are not content (a tokenizer's special and
+    padding tokens): token columns leave them out of their vocabulary statistics.
     """
 
-    truncated = False  # class default: profiles stored before the field existed
+    truncated = False  # class defaults: profiles stored before the fields existed
+    ignore_tokens: tuple[int, ...] = ()
 
     def __init__(
         self,
@@ -52,11 +55,18 @@ class Profile:
         source: str | None = None,
         sample_rows: int = 0,
         seed: int = 0,
+        ignore_tokens: frozenset[int] = frozenset(),
     ) -> None:
         self.roles = dict(roles)
         self.source = source
         self.rows = 0
-        self.states = {name: STATE_FOR_ROLE[role]() for name, role in self.roles.items()}
+        self.ignore_tokens = sorted(ignore_tokens)
+        self.states = {
+            name: TokenState(frozenset(ignore_tokens))
+            if role is ColumnRole.TOKENS
+            else STATE_FOR_ROLE[role]()
+            for name, role in self.roles.items()
+        }
         self.sample_rows = sample_rows
         self.row_level = sample_rows > 0
         if self.row_level:
@@ -81,7 +91,14 @@ class Profile:
             raise DataError("cannot merge profiles of datasets with different columns or roles")
         if other.row_level != self.row_level:
             raise DataError("cannot merge a profile with row-level state and one without")
-        merged = Profile(self.roles, source=self.source, sample_rows=self.sample_rows)
+        if list(other.ignore_tokens) != list(self.ignore_tokens):
+            raise DataError("cannot merge profiles that ignore different token ids")
+        merged = Profile(
+            self.roles,
+            source=self.source,
+            sample_rows=self.sample_rows,
+            ignore_tokens=frozenset(self.ignore_tokens),
+        )
         merged.rows = self.rows + other.rows
         merged.truncated = self.truncated or other.truncated
         merged.states = {
@@ -129,8 +146,11 @@ def build_profile(
     source: str | None = None,
     sample_rows: int = 0,
     seed: int = 0,
+    ignore_tokens: frozenset[int] = frozenset(),
 ) -> Profile:
-    profile = Profile(roles, source=source, sample_rows=sample_rows, seed=seed)
+    profile = Profile(
+        roles, source=source, sample_rows=sample_rows, seed=seed, ignore_tokens=ignore_tokens
+    )
     for batch in batches:
         profile.update(batch)
     return profile

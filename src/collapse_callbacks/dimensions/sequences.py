@@ -1,0 +1,667 @@
+"""Collapse signals of text and token-sequence columns.
+
+Language models trained on model output repeat themselves, lose rare words and rare
+constructions, narrow their vocabulary and write near-duplicate documents (Shumailov
+et al. 2024; Guo et al. 2024; Briesch et al. 2023). Every figure below is computed on
+the comparison's matched parts (at most ``SEQUENCE_ROWS`` documents a side) and
+calibrated against disjoint reference splits of the same size, like the tabular
+statistics. Figures that grow with the amount of text (distinct n-grams, entropy,
+vocabulary coverage, compression) are taken on the first ``T`` units of each side,
+``T`` the smaller side's total, so a candidate of shorter documents is not judged
+poorer for being shorter.
+
+Per column, by dimension (``SIGNALS``):
+
+* distribution fidelity: ``rare_vocabulary`` (narrowing): the share of the reference's
+  rare vocabulary (the types beyond the head that holds ``HEAD_MASS`` of its units)
+  that the candidate uses, relative to what fresh real text uses. The rare types come
+  from one half of the reference part and the comparison is made on the other half
+  (cross-fitting), because text already seen contains its own rare words by
+  construction. ``length_spread`` (narrowing, confinable): the spread of document
+  lengths. ``vocabulary_divergence`` (shift): Jensen-Shannon divergence of the unit
+  frequencies (a topic change does this too).
+* entropy stability (narrowing): ``type_token_ratio``, ``distinct_2``..``distinct_4``
+  (distinct n-grams per n-gram), ``unigram_entropy`` and ``zipf_steepness`` (minus the
+  slope of log frequency on log rank over the top ranks: mass piling onto the head).
+* diversity (narrowing): ``repeated_ngrams`` (share of trigrams that repeat an earlier
+  trigram of their own document), ``near_duplicate_documents`` (MinHash over word
+  trigrams, ``MINHASH_PERMUTATIONS`` hashes in ``LSH_BANDS`` bands, pairs confirmed at an
+  estimated Jaccard similarity of ``NEAR_DUPLICATE_JACCARD``) and ``compression_ratio``
+  (zlib size over raw size of the side's documents: repetitive text compresses better).
+* spectral coherence: ``sequence_spectrum`` (structure, two-sided): the power spectrum
+  along the sequence axis of each document's units under a fixed random +-1 embedding
+  (``SPECTRUM_EMBEDDING`` hashed dimensions, ``numpy.fft.rfft`` over windows of the
+  reference's typical length), as a distribution over frequencies; the signal is its
+  total-variation distance between the sides. Repetition shows as peaks, lost local
+  structure as flattening.
+* generalization gap: ``ngram_log_likelihood`` (structure, two-sided): mean per-unit
+  log-likelihood under a bigram model with Witten-Bell smoothing fitted on half the
+  reference part, on held-out real text vs the candidate. Low-temperature generations
+  are *more* predictable than real text, compounding errors less: both are damage.
+  The classifier two-sample test also sees these columns, through hashed n-gram
+  features (:class:`SequenceFeatures`).
+* statistical consistency: ``length_distribution`` (shift): the Kolmogorov-Smirnov
+  distance between the sides' document lengths.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from collapse_callbacks.comparison import Calibrated, Comparison, Part, SampleView
+from collapse_callbacks.data.roles import ColumnRole
+from collapse_callbacks.dimensions.base import Signal, SignalKind
+from collapse_callbacks.dimensions.spectral import Paired, percent
+from collapse_callbacks.profile.rows import _mix
+from collapse_callbacks.profile.sequences import (
+    Units,
+    entropy_of_counts,
+    ngram_hashes,
+    repeated_ngrams,
+    text_units,
+    text_words,
+    token_units,
+    zipf_slope,
+)
+
+# Documents per side the statistics use (each runs on the observed pair and every null
+# split, so this bounds the cost).
+SEQUENCE_ROWS = 2000
+HEAD_MASS = 0.8
+MINHASH_PERMUTATIONS = 32
+LSH_BANDS = 8
+NEAR_DUPLICATE_JACCARD = 0.7
+SHINGLE_N = 3
+SPECTRUM_EMBEDDING = 4
+COMPRESSION_BYTES = 200_000
+FEATURE_BUCKETS = 64
+
+# Practical tolerances, the effect each signal must exceed to matter.
+TOLERANCES = {
+    "rare_vocabulary": 0.10,  # a tenth of the rare vocabulary gone
+    "length_spread": 0.20,
+    "vocabulary_divergence": 0.01,  # nats of Jensen-Shannon divergence
+    "type_token_ratio": 0.05,
+    "distinct_2": 0.05,
+    "distinct_3": 0.05,
+    "distinct_4": 0.05,
+    "unigram_entropy": 0.03,  # 3% of the entropy
+    "zipf_steepness": 0.05,
+    "repeated_ngrams": 0.02,  # two points more of the trigrams repeated
+    "near_duplicate_documents": 0.02,
+    "compression_ratio": 0.05,
+    "sequence_spectrum": 0.02,
+    "ngram_log_likelihood": 0.10,  # nats per unit
+    "length_distribution": 0.10,
+}
+
+# The order of the figures a statistic returns, and how each is read: direction that
+# is worse, whether the effect is relative to the reference's figure, its kind.
+_LOWER_RELATIVE = (
+    "type_token_ratio",
+    "distinct_2",
+    "distinct_3",
+    "distinct_4",
+    "unigram_entropy",
+    "compression_ratio",
+    "length_spread",
+    "rare_vocabulary",
+)
+_HIGHER_ABSOLUTE = ("repeated_ngrams", "near_duplicate_documents")
+_HIGHER_RELATIVE = ("zipf_steepness",)
+_EITHER = ("ngram_log_likelihood",)
+_TWO_SAMPLE = ("vocabulary_divergence", "sequence_spectrum", "length_distribution")
+FIGURES = _LOWER_RELATIVE + _HIGHER_ABSOLUTE + _HIGHER_RELATIVE + _EITHER + _TWO_SAMPLE
+
+KIND = {name: SignalKind.NARROWING for name in FIGURES}
+KIND.update(
+    {
+        "vocabulary_divergence": SignalKind.SHIFT,
+        "length_distribution": SignalKind.SHIFT,
+        "sequence_spectrum": SignalKind.STRUCTURE,
+        "ngram_log_likelihood": SignalKind.STRUCTURE,
+    }
+)
+
+DIMENSION_OF = {
+    "rare_vocabulary": "distribution_fidelity",
+    "length_spread": "distribution_fidelity",
+    "vocabulary_divergence": "distribution_fidelity",
+    "type_token_ratio": "entropy_stability",
+    "distinct_2": "entropy_stability",
+    "distinct_3": "entropy_stability",
+    "distinct_4": "entropy_stability",
+    "unigram_entropy": "entropy_stability",
+    "zipf_steepness": "entropy_stability",
+    "repeated_ngrams": "diversity",
+    "near_duplicate_documents": "diversity",
+    "compression_ratio": "diversity",
+    "sequence_spectrum": "spectral_coherence",
+    "ngram_log_likelihood": "generalization_gap",
+    "length_distribution": "statistical_consistency",
+}
+
+SEQUENCE_ROLES = (ColumnRole.TEXT, ColumnRole.TOKENS)
+
+
+# -- documents of one sample, once ------------------------------------------------------
+
+
+class SequenceView:
+    """One column of one sample as units (every row, empty where missing), with the
+    raw bytes compression needs and the MinHash signature of every document."""
+
+    def __init__(self, view: SampleView, column: str, role: ColumnRole, ignore: frozenset[int]):
+        array = view.table.column(column).combine_chunks()
+        valid = ~np.asarray(array.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        if role is ColumnRole.TEXT:
+            present = text_units(array)
+            self.words = text_words(array)
+            texts = array.to_pylist()
+            self.raw = [b"" if t is None else t.encode("utf-8", "surrogatepass") for t in texts]
+        else:
+            present = token_units(array, ignore)
+            self.words = {}
+            self.raw = None
+        self.units = _aligned(present, valid)
+        if self.raw is None:
+            ids = np.clip(self.units.ids, 0, np.iinfo(np.uint32).max).astype("<u4")
+            self.raw = [
+                ids[s:e].tobytes() for s, e in zip(self.units.offsets[:-1], self.units.offsets[1:])
+            ]
+        self.signatures, self.signed = minhash_signatures(self.units)
+
+    def units_of(self, part: Part) -> Units:
+        return self.units.take(part.rows)
+
+
+def _aligned(present: Units, valid: np.ndarray) -> Units:
+    """Units of the present rows spread over all rows (a missing row is empty)."""
+    lengths = np.zeros(len(valid), dtype=np.int64)
+    lengths[valid] = present.lengths
+    offsets = np.zeros(len(valid) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return Units(offsets, present.ids)
+
+
+def minhash_signatures(units: Units) -> tuple[np.ndarray, np.ndarray]:
+    """``[documents, MINHASH_PERMUTATIONS]`` MinHash of each document's word trigrams
+    (its units, when shorter), and which documents have any shingle."""
+    n = units.documents
+    signatures = np.full((n, MINHASH_PERMUTATIONS), np.iinfo(np.uint64).max, dtype=np.uint64)
+    shingles, document = ngram_hashes(units, SHINGLE_N)
+    lengths = units.lengths
+    short = np.flatnonzero((lengths > 0) & (lengths < SHINGLE_N))
+    if len(short):
+        extra = units.take(short)
+        words, which = ngram_hashes(extra, 1)
+        shingles = np.concatenate([shingles, words])
+        document = np.concatenate([document, short[which]])
+    if len(shingles) == 0:
+        return signatures, np.zeros(n, dtype=bool)
+    order = np.argsort(document, kind="stable")
+    shingles, document = shingles[order], document[order]
+    starts = np.flatnonzero(np.r_[True, document[1:] != document[:-1]])
+    owners = document[starts]
+    with np.errstate(over="ignore"):
+        for k in range(MINHASH_PERMUTATIONS):
+            seed = _mix(np.array([k + 1], dtype=np.uint64) * np.uint64(0x632BE59BD9B4E019))
+            hashed = _mix(shingles ^ seed)
+            signatures[owners, k] = np.minimum.reduceat(hashed, starts)
+    signed = np.zeros(n, dtype=bool)
+    signed[owners] = True
+    return signatures, signed
+
+
+def near_duplicate_share(signatures: np.ndarray, signed: np.ndarray) -> float:
+    """Share of the documents with a near duplicate among the others (LSH bands, pairs
+    confirmed by the share of equal MinHash values)."""
+    rows = np.flatnonzero(signed)
+    if len(rows) < 2:
+        return 0.0
+    sig = signatures[rows]
+    per_band = MINHASH_PERMUTATIONS // LSH_BANDS
+    flagged = np.zeros(len(rows), dtype=bool)
+    with np.errstate(over="ignore"):
+        for band in range(LSH_BANDS):
+            block = sig[:, band * per_band : (band + 1) * per_band]
+            key = np.full(len(rows), np.uint64(band + 1))
+            for j in range(per_band):
+                key = _mix(key * np.uint64(0x100000001B3) + block[:, j])
+            order = np.argsort(key, kind="stable")
+            same = key[order][1:] == key[order][:-1]
+            if not same.any():
+                continue
+            left, right = order[:-1][same], order[1:][same]
+            agree = (sig[left] == sig[right]).mean(axis=1) >= NEAR_DUPLICATE_JACCARD
+            flagged[left[agree]] = True
+            flagged[right[agree]] = True
+    return float(flagged.sum() / len(signed))
+
+
+# -- the figures of one pair of parts ---------------------------------------------------
+
+
+def _distinct_share(units: Units, n: int) -> float:
+    hashes, _ = ngram_hashes(units, n)
+    return len(np.unique(hashes)) / len(hashes) if len(hashes) else float("nan")
+
+
+def _halves(part: Part) -> tuple[Part, Part]:
+    half = len(part) // 2
+    return Part(part.view, part.rows[:half]), Part(part.view, part.rows[half:])
+
+
+def rare_types(units: Units) -> np.ndarray:
+    """The types beyond the head that holds ``HEAD_MASS`` of the units (sorted ids)."""
+    ids, counts = np.unique(units.ids, return_counts=True)
+    if len(ids) == 0:
+        return ids
+    order = np.lexsort((ids, -counts))
+    cumulative = np.cumsum(counts[order]) / counts.sum()
+    head = int(np.searchsorted(cumulative, HEAD_MASS, side="left")) + 1
+    return np.sort(ids[order[head:]])
+
+
+def rare_coverage(units: Units, rare: np.ndarray) -> float:
+    if len(rare) == 0:
+        return float("nan")
+    return float(np.isin(rare, units.ids, assume_unique=False).mean())
+
+
+class BigramModel:
+    """Bigram language model with Witten-Bell interpolation onto an add-one unigram
+    model over the vocabulary seen in training plus one unknown type."""
+
+    def __init__(self, units: Units) -> None:
+        self.vocabulary, dense = np.unique(units.ids, return_inverse=True)
+        self.size = len(self.vocabulary) + 1  # the last index is "unknown"
+        unigram = np.bincount(dense, minlength=self.size).astype(np.float64)
+        self.unigram = (unigram + 1.0) / (unigram.sum() + self.size)
+        previous, current = self._pairs(units, dense)
+        keys = previous * self.size + current
+        self.bigrams, self.bigram_counts = np.unique(keys, return_counts=True)
+        followers = np.bincount(self.bigrams // self.size, minlength=self.size)
+        context = np.bincount(previous, minlength=self.size)
+        self.context = context.astype(np.float64)
+        self.followers = followers.astype(np.float64)
+
+    @staticmethod
+    def _pairs(units: Units, dense: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        document = units.document_ids()
+        same = document[1:] == document[:-1]
+        return dense[:-1][same], dense[1:][same]
+
+    def _dense(self, ids: np.ndarray) -> np.ndarray:
+        index = np.searchsorted(self.vocabulary, ids)
+        index = np.minimum(index, len(self.vocabulary) - 1) if len(self.vocabulary) else index
+        known = len(self.vocabulary) > 0
+        found = (self.vocabulary[index] == ids) if known else np.zeros(len(ids), dtype=bool)
+        return np.where(found, index, self.size - 1)
+
+    def mean_log_likelihood(self, units: Units) -> float:
+        """Mean log-probability per unit after the first of each document."""
+        if len(units.ids) < 2:
+            return float("nan")
+        dense = self._dense(units.ids)
+        previous, current = self._pairs(units, dense)
+        if len(previous) == 0:
+            return float("nan")
+        keys = previous * self.size + current
+        at = np.searchsorted(self.bigrams, keys)
+        at = np.minimum(at, max(len(self.bigrams) - 1, 0))
+        seen = self.bigrams[at] == keys if len(self.bigrams) else np.zeros(len(keys), bool)
+        pair_count = np.where(seen, self.bigram_counts[at] if len(self.bigrams) else 0, 0)
+        context, types = self.context[previous], self.followers[previous]
+        backoff = self.unigram[current]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            probability = np.where(
+                context > 0, (pair_count + types * backoff) / (context + types), backoff
+            )
+        return float(np.mean(np.log(probability)))
+
+
+def spectrum(units: Units, window: int) -> np.ndarray:
+    """Mean power over frequencies 1..window/2 of documents' first ``window`` units
+    under a fixed +-1 embedding, normalized to sum 1 (NaN without a long document)."""
+    lengths = units.lengths
+    rows = np.flatnonzero(lengths >= window)
+    if len(rows) == 0:
+        return np.full(window // 2, np.nan)
+    starts = units.offsets[:-1][rows]
+    index = starts[:, None] + np.arange(window)[None, :]
+    ids = units.ids[index].view(np.uint64)
+    power = np.zeros(window // 2 + 1)
+    with np.errstate(over="ignore"):
+        for e in range(SPECTRUM_EMBEDDING):
+            signs = (_mix(ids ^ np.uint64(0xA24BAED4963EE407 + e)) >> np.uint64(63)).astype(
+                np.float64
+            )
+            x = 2.0 * signs - 1.0
+            x -= x.mean(axis=1, keepdims=True)
+            power += (np.abs(np.fft.rfft(x, axis=1)) ** 2).mean(axis=0)
+    power = power[1 : window // 2 + 1]
+    total = power.sum()
+    return power / total if total > 0 else np.full(window // 2, np.nan)
+
+
+def _js_divergence(a: np.ndarray, b: np.ndarray) -> float:
+    ids = np.concatenate([a, b])
+    if len(a) == 0 or len(b) == 0:
+        return float("nan")
+    _, dense = np.unique(ids, return_inverse=True)
+    k = dense.max() + 1
+    p = np.bincount(dense[: len(a)], minlength=k) / len(a)
+    q = np.bincount(dense[len(a) :], minlength=k) / len(b)
+    m = (p + q) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl_p = np.where(p > 0, p * np.log(p / m), 0.0).sum()
+        kl_q = np.where(q > 0, q * np.log(q / m), 0.0).sum()
+    return float((kl_p + kl_q) / 2)
+
+
+def _ks_distance(a: np.ndarray, b: np.ndarray) -> float:
+    if len(a) == 0 or len(b) == 0:
+        return float("nan")
+    grid = np.union1d(a, b)
+    cdf_a = np.searchsorted(np.sort(a), grid, side="right") / len(a)
+    cdf_b = np.searchsorted(np.sort(b), grid, side="right") / len(b)
+    return float(np.abs(cdf_a - cdf_b).max())
+
+
+def _compression(raw: list[bytes], rows: np.ndarray, limit: int) -> float:
+    data = b"\n".join(raw[i] for i in rows)[:limit]
+    return len(zlib.compress(data, 6)) / len(data) if data else float("nan")
+
+
+@dataclass
+class SequenceColumn:
+    """Everything the figures of one column need, built once per comparison."""
+
+    name: str
+    role: ColumnRole
+    views: dict[int, SequenceView]
+    window: int
+
+    @classmethod
+    def build(cls, comparison: Comparison, column: str) -> SequenceColumn:
+        ignore = frozenset(getattr(comparison.reference, "ignore_tokens", ()) or ())
+        role = comparison.roles[column]
+        views = {
+            id(view): SequenceView(view, column, role, ignore)
+            for view in (comparison.reference_view, comparison.candidate_view)
+        }
+        lengths = views[id(comparison.reference_view)].units.lengths
+        typical = float(np.median(lengths[lengths > 0])) if (lengths > 0).any() else 0.0
+        window = int(2 ** np.floor(np.log2(max(typical, 8.0))))
+        return cls(column, role, views, min(window, 64))
+
+    def figures(self, a: Part, b: Part) -> np.ndarray:
+        """``[[figure(b) ...], [figure(a) ...]]`` in ``FIGURES`` order; two-sample
+        figures are ``[distance, 0]``."""
+        a, b = a.head(SEQUENCE_ROWS), b.head(SEQUENCE_ROWS)
+        view_a, view_b = self.views[id(a.view)], self.views[id(b.view)]
+        units_a, units_b = view_a.units_of(a), view_b.units_of(b)
+        matched = min(len(units_a.ids), len(units_b.ids))
+        first_a, first_b = units_a.first_units(matched), units_b.first_units(matched)
+        limit = min(
+            COMPRESSION_BYTES,
+            sum(len(view_a.raw[i]) for i in a.rows),
+            sum(len(view_b.raw[i]) for i in b.rows),
+        )
+        # Cross-fitting: what the reference half ``fit`` teaches is tested on the other
+        # reference half and on as many of the candidate's documents.
+        fit, held = _halves(a)
+        units_fit, units_held = view_a.units_of(fit), view_a.units_of(held)
+        units_other = view_b.units_of(Part(b.view, b.rows[: len(held)]))
+        cross = min(len(units_held.ids), len(units_other.ids))
+        held_first, other_first = units_held.first_units(cross), units_other.first_units(cross)
+        rare = rare_types(units_fit)
+        model = BigramModel(units_fit)
+
+        def one_side(units, first, view, part, cross_units) -> list[float]:
+            repeated, total = repeated_ngrams(units)
+            counts = np.unique(first.ids, return_counts=True)[1]
+            lengths = units.lengths.astype(np.float64)
+            return [
+                _distinct_share(first, 1),
+                _distinct_share(first, 2),
+                _distinct_share(first, 3),
+                _distinct_share(first, 4),
+                entropy_of_counts(counts),
+                _compression(view.raw, part.rows, limit),
+                float(np.std(lengths)) if len(lengths) > 1 else float("nan"),
+                rare_coverage(cross_units, rare),
+                repeated / total if total else float("nan"),
+                near_duplicate_share(view.signatures[part.rows], view.signed[part.rows]),
+                -zipf_slope(counts),
+                model.mean_log_likelihood(cross_units),
+            ]
+
+        side_b = one_side(units_b, first_b, view_b, b, other_first)
+        side_a = one_side(units_a, first_a, view_a, a, held_first)
+        spectrum_distance = 0.5 * float(
+            np.abs(spectrum(units_b, self.window) - spectrum(units_a, self.window)).sum()
+        )
+        two_sample = [
+            _js_divergence(first_a.ids, first_b.ids),
+            spectrum_distance,
+            _ks_distance(units_a.lengths, units_b.lengths),
+        ]
+        return np.array([side_b + two_sample, side_a + [0.0] * len(two_sample)])
+
+    def lost_rare_examples(self, comparison: Comparison, limit: int = 5) -> list[str]:
+        """Rare reference words (or tokens) the observed candidate part never uses."""
+        a, b = comparison.observed_parts
+        a, b = a.head(SEQUENCE_ROWS), b.head(SEQUENCE_ROWS)
+        view_a, view_b = self.views[id(a.view)], self.views[id(b.view)]
+        fit, held = _halves(a)
+        rare = rare_types(view_a.units_of(fit))
+        used = np.unique(view_b.units_of(b).ids)
+        held_ids, held_counts = np.unique(view_a.units_of(held).ids, return_counts=True)
+        lost = held_ids[np.isin(held_ids, rare) & ~np.isin(held_ids, used)]
+        counts = held_counts[np.isin(held_ids, lost)]
+        lost = lost[np.lexsort((lost, -counts))][:limit]
+        return [self.display(int(i), comparison) for i in lost]
+
+    def display(self, unit: int, comparison: Comparison) -> str:
+        for view in self.views.values():
+            if unit in view.words:
+                return view.words[unit]
+        describe = getattr(comparison, "token_text", None)
+        if describe is not None:
+            return describe(unit)
+        return f"#{unit}"
+
+
+# -- signals ----------------------------------------------------------------------------
+
+
+def _paired(cal: Calibrated, columns: list[int], worse: str, relative: bool, floor=None):
+    observed, null = np.asarray(cal.observed), np.asarray(cal.null)
+    sub = Calibrated(observed[:, columns], null[:, :, columns])
+    return Paired.from_calibrated(sub, worse, relative=relative, min_spread=floor)
+
+
+def column_evidence(comparison: Comparison, column: str) -> dict[str, list[Signal]]:
+    """Signals of one sequence column, by dimension name."""
+    sequence = SequenceColumn.build(comparison, column)
+    cal = comparison.calibrate(sequence.figures)
+    index = {name: i for i, name in enumerate(FIGURES)}
+    rows = min(comparison.matched_rows, SEQUENCE_ROWS)
+    groups = [
+        (_LOWER_RELATIVE, "lower", True, None),
+        # A share of documents moves in steps of 1/rows: never a certainty from one.
+        (_HIGHER_ABSOLUTE, "higher", False, np.full(2, np.sqrt(2.0 / rows) / rows**0.5)),
+        (_HIGHER_RELATIVE, "higher", True, None),
+        (_EITHER, "either", False, None),
+        (_TWO_SAMPLE, "higher", False, None),
+    ]
+    out: dict[str, list[Signal]] = {}
+    for names, worse, relative, floor in groups:
+        fig = _paired(cal, [index[n] for n in names], worse, relative, floor)
+        for j, name in enumerate(names):
+            value, reference = float(fig.value[j]), float(fig.reference[j])
+            effect, noise, p = float(fig.effect[j]), float(fig.noise[j]), float(fig.p_value[j])
+            if not (np.isfinite(value) and np.isfinite(reference) and np.isfinite(p)):
+                continue
+            if worse == "either":
+                effect = abs(effect)
+            signal = Signal(
+                name=name,
+                kind=KIND[name],
+                column=column,
+                value=value,
+                reference_value=reference,
+                effect=effect,
+                tolerance=TOLERANCES[name],
+                noise=noise,
+                p_value=p,
+                sentence=_sentence(name, column, value, reference, effect, sequence, comparison),
+            )
+            out.setdefault(DIMENSION_OF[name], []).append(signal)
+    return out
+
+
+def _sentence(name, column, value, reference, effect, sequence, comparison) -> str:
+    unit = "words" if sequence.role is ColumnRole.TEXT else "tokens"
+    c = f"`{column}`"
+    if name == "rare_vocabulary":
+        share = value / reference if reference > 0 else float("nan")
+        text = (
+            f"candidate uses {percent(share)} of the reference's rare vocabulary in {c} "
+            f"({unit} beyond the reference's most frequent, matched amounts of text)"
+        )
+        lost = sequence.lost_rare_examples(comparison)
+        return text + (f"; never used: {', '.join(repr(w) for w in lost)}" if lost else "")
+    if name == "length_spread":
+        return f"document lengths in {c} vary {percent(effect)} less than the reference's (std {value:.3g} vs {reference:.3g} {unit})"
+    if name == "vocabulary_divergence":
+        return f"{unit} frequencies of {c} differ from the reference's (Jensen-Shannon {value:.3g} nats, {effect:.3g} beyond real-vs-real)"
+    if name in ("type_token_ratio", "distinct_2", "distinct_3", "distinct_4"):
+        what = "distinct " + ({"type_token_ratio": unit}.get(name) or f"{name[-1]}-grams")
+        return f"{c} has {percent(effect)} fewer {what} per {unit[:-1] if name == 'type_token_ratio' else 'n-gram'} than the reference ({value:.3g} vs {reference:.3g}, matched amounts of text)"
+    if name == "unigram_entropy":
+        return f"entropy of {c}'s {unit} fell from {reference:.3g} to {value:.3g} nats ({percent(effect)} lost)"
+    if name == "zipf_steepness":
+        return f"{c}'s {unit} pile onto the most frequent: Zipf slope {-value:.3g} vs the reference's {-reference:.3g}"
+    if name == "repeated_ngrams":
+        return f"{percent(value)} of {c}'s trigrams repeat one earlier in the same document (reference {percent(reference)})"
+    if name == "near_duplicate_documents":
+        return f"{percent(value)} of {c}'s documents have a near duplicate (MinHash Jaccard >= {NEAR_DUPLICATE_JACCARD}; reference {percent(reference)})"
+    if name == "compression_ratio":
+        return f"{c} compresses {percent(effect)} better than the reference (zlib ratio {value:.3g} vs {reference:.3g}): repetitive text"
+    if name == "sequence_spectrum":
+        return f"the power spectrum along {c}'s sequences differs from the reference's (total variation {value:.3g}, {effect:.3g} beyond real-vs-real)"
+    if name == "ngram_log_likelihood":
+        how = "more predictable" if value > reference else "less predictable"
+        return f"{c} is {how} than real text under a bigram model of the reference ({value:.3f} vs {reference:.3f} nats per {unit[:-1]})"
+    if name == "length_distribution":
+        return f"document lengths in {c} are distributed differently from the reference's (KS {value:.3g})"
+    return f"{name} of {c}: {value:.3g} vs {reference:.3g}"
+
+
+def evidence_by_dimension(
+    comparison: Comparison,
+) -> dict[str, tuple[list[Signal], dict[str, float]]]:
+    """Every sequence column's signals, by dimension (computed once per comparison)."""
+    cached = comparison.cache.get("sequences")
+    if cached is not None:
+        return cached
+    out: dict[str, tuple[list[Signal], dict[str, float]]] = {}
+    columns = comparison.columns(*SEQUENCE_ROLES)
+    if columns and comparison.can_calibrate:
+        for column in columns:
+            for dimension, signals in column_evidence(comparison, column).items():
+                bucket = out.setdefault(dimension, ([], {}))
+                bucket[0].extend(signals)
+                for s in signals:
+                    bucket[1][f"{s.name}[{column}]"] = s.value
+                    bucket[1][f"{s.name}_reference[{column}]"] = float(s.reference_value)
+    comparison.cache["sequences"] = out
+    return out
+
+
+def _for(dimension: str) -> Callable[[Comparison], tuple[list[Signal], dict[str, float]]]:
+    def signals(comparison: Comparison) -> tuple[list[Signal], dict[str, float]]:
+        return evidence_by_dimension(comparison).get(dimension, ([], {}))
+
+    return signals
+
+
+SIGNALS = {dimension: _for(dimension) for dimension in set(DIMENSION_OF.values())}
+
+
+# -- features for the classifier test and the distance-based statistics -----------------
+
+
+class SequenceFeatures:
+    """Hashed unigram and bigram counts of each document (signed feature hashing into
+    ``FEATURE_BUCKETS`` buckets, L2-normalized) and its log length, standardized on the
+    reference sample."""
+
+    def __init__(self, comparison: Comparison, column: str) -> None:
+        self.column = column
+        ignore = frozenset(getattr(comparison.reference, "ignore_tokens", ()) or ())
+        role = comparison.roles[column]
+        self._units = {}
+        for view in (comparison.reference_view, comparison.candidate_view):
+            array = view.table.column(column).combine_chunks()
+            valid = ~np.asarray(array.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+            present = text_units(array) if role is ColumnRole.TEXT else token_units(array, ignore)
+            self._units[id(view)] = _aligned(present, valid)
+        ref = comparison.reference_view
+        log_length = np.log1p(self._units[id(ref)].lengths.astype(np.float64))
+        self.length_center = float(np.median(log_length))
+        self.length_scale = float(np.std(log_length)) or 1.0
+        self.width = FEATURE_BUCKETS + 1
+
+    def names(self) -> list[str]:
+        return [f"{self.column}:ngram{i}" for i in range(FEATURE_BUCKETS)] + [
+            f"{self.column}:log_length"
+        ]
+
+    def encode(self, part: Part) -> np.ndarray:
+        units = self._units[id(part.view)].take(part.rows)
+        matrix = np.zeros((units.documents, FEATURE_BUCKETS))
+        for n in (1, 2):
+            hashes, document = ngram_hashes(units, n)
+            if len(hashes) == 0:
+                continue
+            mixed = _mix(hashes ^ np.uint64(0x5851F42D4C957F2D + n))
+            bucket = (mixed % np.uint64(FEATURE_BUCKETS)).astype(np.int64)
+            sign = np.where((mixed >> np.uint64(63)) == 1, 1.0, -1.0)
+            np.add.at(matrix, (document, bucket), sign)
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        matrix = np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
+        length = (
+            np.log1p(units.lengths.astype(np.float64)) - self.length_center
+        ) / self.length_scale
+        return np.hstack([matrix, length[:, None]])
+
+
+def describe_tokens(tokenizer) -> Callable[[int], str]:
+    """A function naming a token id through a Hugging Face-style tokenizer."""
+
+    def name(token: int) -> str:
+        try:
+            if hasattr(tokenizer, "convert_ids_to_tokens"):
+                return str(tokenizer.convert_ids_to_tokens(int(token)))
+            return str(tokenizer.decode([int(token)]))
+        except Exception:
+            return f"#{token}"
+
+    return name
+
+
+def tokenizer_ignore_ids(tokenizer) -> frozenset[int]:
+    """The ids that are never content: special tokens and the padding token."""
+    ids = set(getattr(tokenizer, "all_special_ids", None) or ())
+    pad = getattr(tokenizer, "pad_token_id", None)
+    if pad is not None:
+        ids.add(int(pad))
+    return frozenset(int(i) for i in ids)
