@@ -25,6 +25,7 @@ import numpy as np
 from scipy import stats
 
 from collapse_callbacks.comparison import Comparison, Part
+from collapse_callbacks.data.roles import ColumnRole
 from collapse_callbacks.dimensions.base import DimensionEvidence, Signal, SignalKind
 from collapse_callbacks.dimensions.fidelity import quote
 
@@ -81,9 +82,8 @@ def run(comparison: Comparison) -> DimensionEvidence:
     auc = result.statistic / (len(positive) * len(negative))
     noise = math.sqrt((len(positive) + len(negative) + 1) / (12 * len(positive) * len(negative)))
     effect = auc - 0.5
-    column, column_auc = _best_single_column(
-        features[test], test_labels, encoder.sources(comparison)
-    )
+    sources = _tabular_sources(comparison)
+    column, column_auc = _best_single_column(features[test], test_labels, sources)
     confined = column is not None and abs(column_auc - 0.5) >= ONE_COLUMN_SHARE * effect > 0
     sentence = (
         f"a classifier tells candidate rows from reference rows with held-out AUC {auc:.3f} "
@@ -109,7 +109,7 @@ def run(comparison: Comparison) -> DimensionEvidence:
     signals = [signal]
     selection = None
     if result.pvalue < SELECTION_WHEN_P_BELOW:
-        selection = _selection(reference, candidate, encoder.sources(comparison), comparison, auc)
+        selection = _selection(reference, candidate, sources, comparison, auc)
     if selection is not None and selection.auc <= 0.5:
         selection = None  # at the reduced size nothing tells the sets apart: nothing to explain
     statistics_extra = {}
@@ -201,10 +201,10 @@ def _selection(reference, candidate, sources, comparison, auc) -> _Selection | N
     again. A selection on c then leaves nothing to learn (AUC back near 0.5); recursive
     generations and mixtures with generated rows keep most of their edge, since no
     reweighting of real rows makes generated rows."""
-    if not sources or auc <= 0.5:
+    if not any(sources) or auc <= 0.5:
         return None
     labels = np.concatenate([np.zeros(len(reference)), np.ones(len(candidate))])
-    j = int(np.argmax(np.abs(_column_aucs(np.vstack([reference, candidate]), labels) - 0.5)))
+    j = _most_telling(_column_aucs(np.vstack([reference, candidate]), labels), sources)
     column = sources[j]
     edges = np.unique(np.quantile(reference[:, j], np.linspace(0, 1, SELECTION_BINS + 1)))
     bins_r = np.clip(np.searchsorted(edges, reference[:, j], side="right") - 1, 0, None)
@@ -260,11 +260,30 @@ def _column_aucs(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def _best_single_column(features: np.ndarray, labels: np.ndarray, sources: list[str]):
     """(column, AUC) of the data column whose encoded values, ranked alone, best tell the
     held-out candidate rows (label 1) from the reference rows, either way round."""
-    if not sources or labels.min() == labels.max():
+    if not any(sources) or labels.min() == labels.max():
         return None, math.nan
     aucs = _column_aucs(features, labels)
-    best = int(np.argmax(np.abs(aucs - 0.5)))
+    best = _most_telling(aucs, sources)
     return sources[best], float(aucs[best])
+
+
+def _most_telling(aucs: np.ndarray, sources: list[str | None]) -> int:
+    """The encoded feature of a tabular column whose AUC is farthest from 0.5."""
+    edge = np.where([s is not None for s in sources], np.abs(aucs - 0.5), -1.0)
+    return int(np.argmax(edge))
+
+
+def _tabular_sources(comparison: Comparison) -> list[str | None]:
+    """The data column behind each encoded feature, None for text, token and vector
+    features: "the candidate is the reference resampled on one column" is a question
+    about a column's values. One hashed n-gram bucket or an image's projection is not a
+    column a person filters on, and on a few hundred documents one of dozens of such
+    features explains a classifier's edge by chance."""
+    tabular = (ColumnRole.NUMERIC, ColumnRole.CATEGORICAL, ColumnRole.BOOLEAN)
+    return [
+        s if comparison.roles[s] in tabular else None
+        for s in comparison.encoder.sources(comparison)
+    ]
 
 
 def _fit_and_score(x_train, y_train, x_test, seed: int) -> np.ndarray:
