@@ -250,3 +250,13 @@ def test_without_a_reference_looping_text_fails_and_real_text_passes(paragraphs)
     report = CollapseGate(None).check(_table(looping))
     assert report.collapsed and report.reference_free
     assert any("trigrams repeat" in r for r in report.reasons)
+
+
+def test_documents_repeating_their_lines_fail_repeated_lines(paragraphs):
+    half = len(paragraphs) // 2
+    as_lines = ["\n".join(re.split(r"(?<=[.:]) ", doc)) for doc in paragraphs]
+    looping = ["\n".join([doc.splitlines()[0]] * 3 + [doc]) for doc in as_lines[half:]]
+    evidence = _evidence(as_lines[:half], looping)
+    lines = _signal(evidence, "repeated_lines")
+    assert lines.value > 0.3 and lines.reference_value < 0.05
+    assert "repeated_lines" in _firing(evidence)

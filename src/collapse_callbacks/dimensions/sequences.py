@@ -24,7 +24,8 @@ Per column, by dimension (``SIGNALS``):
   (distinct n-grams per n-gram), ``unigram_entropy`` and ``zipf_steepness`` (minus the
   slope of log frequency on log rank over the top ranks: mass piling onto the head).
 * diversity (narrowing): ``repeated_ngrams`` (share of trigrams that repeat an earlier
-  trigram of their own document), ``near_duplicate_documents`` (MinHash over word
+  trigram of their own document), ``repeated_lines`` (share of a text's non-blank lines
+  that repeat an earlier line of their document), ``near_duplicate_documents`` (MinHash over word
   trigrams, ``MINHASH_PERMUTATIONS`` hashes in ``LSH_BANDS`` bands, pairs confirmed at an
   estimated Jaccard similarity of ``NEAR_DUPLICATE_JACCARD``) and ``compression_ratio``
   (zlib size over raw size of the side's documents: repetitive text compresses better).
@@ -92,6 +93,7 @@ TOLERANCES = {
     "unigram_entropy": 0.03,  # 3% of the entropy
     "zipf_steepness": 0.05,
     "repeated_ngrams": 0.02,  # two points more of the trigrams repeated
+    "repeated_lines": 0.02,
     "near_duplicate_documents": 0.02,
     "compression_ratio": 0.05,
     "sequence_spectrum": 0.02,
@@ -111,7 +113,7 @@ _LOWER_RELATIVE = (
     "length_spread",
     "rare_vocabulary",
 )
-_HIGHER_ABSOLUTE = ("repeated_ngrams", "near_duplicate_documents")
+_HIGHER_ABSOLUTE = ("repeated_ngrams", "repeated_lines", "near_duplicate_documents")
 _HIGHER_RELATIVE = ("zipf_steepness",)
 _EITHER = ("ngram_log_likelihood",)
 _TWO_SAMPLE = ("vocabulary_divergence", "sequence_spectrum", "length_distribution")
@@ -138,6 +140,7 @@ DIMENSION_OF = {
     "unigram_entropy": "entropy_stability",
     "zipf_steepness": "entropy_stability",
     "repeated_ngrams": "diversity",
+    "repeated_lines": "diversity",
     "near_duplicate_documents": "diversity",
     "compression_ratio": "diversity",
     "sequence_spectrum": "spectral_coherence",
@@ -163,10 +166,12 @@ class SequenceView:
             self.words = text_words(array)
             texts = array.to_pylist()
             self.raw = [b"" if t is None else t.encode("utf-8", "surrogatepass") for t in texts]
+            self.lines = np.array([_line_repeats(t) for t in texts], dtype=np.int64).reshape(-1, 2)
         else:
             present = token_units(array, ignore)
             self.words = {}
             self.raw = None
+            self.lines = np.zeros((len(array), 2), dtype=np.int64)
         self.units = _aligned(present, valid)
         if self.raw is None:
             ids = np.clip(self.units.ids, 0, np.iinfo(np.uint32).max).astype("<u4")
@@ -177,6 +182,15 @@ class SequenceView:
 
     def units_of(self, part: Part) -> Units:
         return self.units.take(part.rows)
+
+
+def _line_repeats(text: str | None) -> tuple[int, int]:
+    """(non-blank lines that repeat an earlier line of the document, non-blank lines)."""
+    if not text:
+        return 0, 0
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    lines = [line for line in lines if line]
+    return len(lines) - len(set(lines)), len(lines)
 
 
 def _aligned(present: Units, valid: np.ndarray) -> Units:
@@ -373,6 +387,11 @@ def _ks_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(cdf_a - cdf_b).max())
 
 
+def _share(counts: np.ndarray) -> float:
+    repeated, total = counts.sum(axis=0)
+    return float(repeated / total) if total else 0.0
+
+
 def _compression(raw: list[bytes], rows: np.ndarray, limit: int) -> float:
     data = b"\n".join(raw[i] for i in rows)[:limit]
     return len(zlib.compress(data, 6)) / len(data) if data else float("nan")
@@ -437,6 +456,7 @@ class SequenceColumn:
                 float(np.std(lengths)) if len(lengths) > 1 else float("nan"),
                 rare_coverage(cross_units, rare),
                 repeated / total if total else float("nan"),
+                _share(view.lines[part.rows]),
                 near_duplicate_share(view.signatures[part.rows], view.signed[part.rows]),
                 -zipf_slope(counts),
                 model.mean_log_likelihood(cross_units),
@@ -496,7 +516,7 @@ def column_evidence(comparison: Comparison, column: str) -> dict[str, list[Signa
     groups = [
         (_LOWER_RELATIVE, "lower", True, None),
         # A share of documents moves in steps of 1/rows: never a certainty from one.
-        (_HIGHER_ABSOLUTE, "higher", False, np.full(2, np.sqrt(2.0 / rows) / rows**0.5)),
+        (_HIGHER_ABSOLUTE, "higher", False, np.full(3, np.sqrt(2.0) / rows)),
         (_HIGHER_RELATIVE, "higher", True, None),
         (_EITHER, "either", False, None),
         (_TWO_SAMPLE, "higher", False, None),
@@ -551,6 +571,8 @@ def _sentence(name, column, value, reference, effect, sequence, comparison) -> s
         return f"{c}'s {unit} pile onto the most frequent: Zipf slope {-value:.3g} vs the reference's {-reference:.3g}"
     if name == "repeated_ngrams":
         return f"{percent(value)} of {c}'s trigrams repeat one earlier in the same document (reference {percent(reference)})"
+    if name == "repeated_lines":
+        return f"{percent(value)} of {c}'s lines repeat an earlier line of the same document (reference {percent(reference)})"
     if name == "near_duplicate_documents":
         return f"{percent(value)} of {c}'s documents have a near duplicate (MinHash Jaccard >= {NEAR_DUPLICATE_JACCARD}; reference {percent(reference)})"
     if name == "compression_ratio":
