@@ -11,7 +11,8 @@ ratios, Vendi) the matched reference part's own figure, compared as a difference
 
 * ``duplicate_rate`` / ``near_duplicate_rate``: share of a part's rows that repeat an
   earlier row of the part, exactly or with numbers rounded to
-  ``NEAR_DUPLICATE_DIGITS`` significant digits (higher is worse).
+  ``NEAR_DUPLICATE_DIGITS`` significant digits and text compared by its words only
+  (higher is worse).
 * ``distinct_ratio`` per column with at least ``MIN_DISTINCT_VALUES`` distinct values:
   distinct present values over present values.
 * ``coverage`` (Naeem et al. 2020, PRDC): share of reference rows whose k-NN ball
@@ -33,6 +34,7 @@ import pyarrow.compute as pc
 from scipy.spatial.distance import pdist
 
 from collapse_callbacks.comparison import Calibrated, Comparison, Part, SampleView
+from collapse_callbacks.data.roles import ColumnRole
 from collapse_callbacks.dimensions.base import DimensionEvidence, Signal, SignalKind
 from collapse_callbacks.dimensions.entropy import (
     KNN_DISTANCE_FLOOR,
@@ -197,13 +199,18 @@ def _duplicate_signals(comparison: Comparison, statistics: dict[str, float]) -> 
         cal, "higher", relative=False, min_spread=np.sqrt(2.0 * base / rows)
     )
     signals = []
+    roles = set(comparison.roles.values())
+    loosely = []
+    if ColumnRole.NUMERIC in roles:
+        loosely.append(f"numbers rounded to {NEAR_DUPLICATE_DIGITS} significant digits")
+    if ColumnRole.TEXT in roles:
+        loosely.append("text compared by its words only")
     specs = (
         ("duplicate_rate", "duplicate", "repeat another row exactly", DUPLICATE_TOLERANCE),
         (
             "near_duplicate_rate",
             "near_duplicate",
-            f"repeat another row with numbers rounded to {NEAR_DUPLICATE_DIGITS} significant "
-            "digits",
+            "repeat another row" + (f" with {' and '.join(loosely)}" if loosely else ""),
             NEAR_DUPLICATE_TOLERANCE,
         ),
     )

@@ -119,3 +119,19 @@ def test_profile_row_state_merges(penguins):
     a, b = merged.comoments.result(), whole.comoments.result()
     np.testing.assert_allclose(a.covariance, b.covariance, rtol=1e-10)
     assert merged.sample.result().num_rows == 64
+
+
+def test_near_duplicate_text_ignores_case_punctuation_and_spacing():
+    import pyarrow as pa
+
+    from collapse_callbacks.data.roles import ColumnRole
+    from collapse_callbacks.profile.rows import row_hashes
+
+    batch = pa.record_batch(
+        {"t": pa.array(["Hello, world!", "hello   world", " HELLO world.", "hello there"])}
+    )
+    roles = {"t": ColumnRole.TEXT}
+    near = row_hashes(batch, roles, 3)
+    exact = row_hashes(batch, roles)
+    assert near[0] == near[1] == near[2] != near[3]
+    assert len(set(exact.tolist())) == 4

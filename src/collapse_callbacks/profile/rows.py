@@ -158,7 +158,9 @@ def row_hashes(
     batch: pa.RecordBatch, roles: dict[str, ColumnRole], digits: int | None = None
 ) -> np.ndarray:
     """One 64-bit hash per row over the given columns. ``digits`` rounds numbers to that
-    many significant digits first, so rows equal up to that precision collide."""
+    many significant digits first, so rows equal up to that precision collide; it also
+    compares text columns by their words only (case, punctuation and spacing ignored),
+    so "Hello, world!" and "hello world" collide."""
     combined = np.zeros(batch.num_rows, dtype=np.uint64)
     with np.errstate(over="ignore"):
         for name, role in roles.items():
@@ -167,12 +169,21 @@ def row_hashes(
                 role is ColumnRole.CATEGORICAL and not _is_string(column.type)
             ):
                 hashes = _numeric_hashes(column, digits if role is ColumnRole.NUMERIC else None)
+            elif role is ColumnRole.TEXT and digits is not None:
+                hashes = _string_hashes(_words_only(column))
             elif role in (ColumnRole.CATEGORICAL, ColumnRole.TEXT):
                 hashes = _string_hashes(column)
             else:
                 hashes = _list_hashes(column)
             combined = _mix(combined * np.uint64(31) + hashes)
     return combined
+
+
+def _words_only(column: pa.Array) -> pa.Array:
+    from collapse_callbacks.profile.sequences import WORD_SEPARATORS
+
+    spaced = pc.replace_substring_regex(pc.utf8_lower(column), WORD_SEPARATORS, " ")
+    return pc.utf8_trim_whitespace(spaced)
 
 
 def _is_string(dtype: pa.DataType) -> bool:
