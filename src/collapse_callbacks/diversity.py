@@ -51,6 +51,8 @@ from collapse_callbacks.dimensions.spectral import (
     percent,
     relative_loss,
 )
+from collapse_callbacks.profile.counting import dense_ids
+from collapse_callbacks.profile.counting import distinct_count as count_distinct
 from collapse_callbacks.profile.rows import row_hashes
 from collapse_callbacks.profile.table import NEAR_DUPLICATE_DIGITS
 
@@ -100,7 +102,7 @@ def _hashes(view: SampleView, roles, digits: int | None) -> np.ndarray:
 def _value_ids(view: SampleView, column: str, role) -> np.ndarray:
     """Dense ids of a column's values in one sample (-1 where missing)."""
     hashes = _hashes(view, {column: role}, None)
-    _, ids = np.unique(hashes, return_inverse=True)
+    _, ids = dense_ids(hashes)
     missing = pc.is_null(view.table.column(column), nan_is_null=True)
     ids = ids.astype(np.int64)
     ids[np.asarray(missing.to_numpy(zero_copy_only=False), dtype=bool)] = -1
@@ -108,7 +110,7 @@ def _value_ids(view: SampleView, column: str, role) -> np.ndarray:
 
 
 def duplicate_rate(hashes: np.ndarray) -> float:
-    return 1.0 - len(np.unique(hashes)) / len(hashes) if len(hashes) else np.nan
+    return 1.0 - count_distinct(hashes) / len(hashes) if len(hashes) else np.nan
 
 
 def distinct_count(ids: np.ndarray) -> tuple[int, int]:

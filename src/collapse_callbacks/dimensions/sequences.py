@@ -39,8 +39,12 @@ Per column, by dimension (``SIGNALS``):
   log-likelihood under a bigram model with Witten-Bell smoothing fitted on half the
   reference part, on held-out real text vs the candidate. Low-temperature generations
   are *more* predictable than real text, compounding errors less: both are damage.
-  The classifier two-sample test also sees these columns, through hashed n-gram
-  features (:class:`SequenceFeatures`).
+  ``text_classifier_auc`` (structure): a classifier two-sample test made for text, the
+  cross-fitted AUC of an L2-regularized logistic regression on TF-IDF weighted word
+  unigrams and bigrams hashed into ``TFIDF_BUCKETS`` buckets (the domain classifier
+  Evidently and others use for text drift), with a stratified rank-sum p-value. The
+  row-level classifier test also sees these columns, through a coarser hashed n-gram
+  encoding (:class:`SequenceFeatures`).
 * statistical consistency: ``length_distribution`` (shift): the Kolmogorov-Smirnov
   distance between the sides' document lengths.
 """
@@ -57,6 +61,7 @@ from collapse_callbacks.comparison import Calibrated, Comparison, Part, SampleVi
 from collapse_callbacks.data.roles import ColumnRole
 from collapse_callbacks.dimensions.base import Signal, SignalKind
 from collapse_callbacks.dimensions.spectral import Paired, percent
+from collapse_callbacks.profile.counting import dense_ids, distinct_count, unique_counts
 from collapse_callbacks.profile.rows import _mix
 from collapse_callbacks.profile.sequences import (
     Units,
@@ -80,6 +85,9 @@ SHINGLE_N = 3
 SPECTRUM_EMBEDDING = 4
 COMPRESSION_BYTES = 200_000
 FEATURE_BUCKETS = 64
+TFIDF_BUCKETS = 1 << 18
+CLASSIFIER_DOCUMENTS = 5000  # per side
+CLASSIFIER_L2 = 1.0
 
 # Practical tolerances, the effect each signal must exceed to matter.
 TOLERANCES = {
@@ -99,6 +107,7 @@ TOLERANCES = {
     "sequence_spectrum": 0.02,
     "ngram_log_likelihood": 0.10,  # nats per unit
     "length_distribution": 0.10,
+    "text_classifier_auc": 0.05,  # as the row-level classifier test
 }
 
 # The order of the figures a statistic returns, and how each is read: direction that
@@ -262,7 +271,7 @@ def near_duplicate_share(signatures: np.ndarray, signed: np.ndarray) -> float:
 
 def _distinct_share(units: Units, n: int) -> float:
     hashes, _ = ngram_hashes(units, n)
-    return len(np.unique(hashes)) / len(hashes) if len(hashes) else float("nan")
+    return distinct_count(hashes) / len(hashes) if len(hashes) else float("nan")
 
 
 def _halves(part: Part) -> tuple[Part, Part]:
@@ -272,7 +281,7 @@ def _halves(part: Part) -> tuple[Part, Part]:
 
 def rare_types(units: Units) -> np.ndarray:
     """The types beyond the head that holds ``HEAD_MASS`` of the units (sorted ids)."""
-    ids, counts = np.unique(units.ids, return_counts=True)
+    ids, counts = unique_counts(units.ids)
     if len(ids) == 0:
         return ids
     order = np.lexsort((ids, -counts))
@@ -292,13 +301,13 @@ class BigramModel:
     model over the vocabulary seen in training plus one unknown type."""
 
     def __init__(self, units: Units) -> None:
-        self.vocabulary, dense = np.unique(units.ids, return_inverse=True)
+        self.vocabulary, dense = dense_ids(units.ids)
         self.size = len(self.vocabulary) + 1  # the last index is "unknown"
         unigram = np.bincount(dense, minlength=self.size).astype(np.float64)
         self.unigram = (unigram + 1.0) / (unigram.sum() + self.size)
         previous, current = self._pairs(units, dense)
         keys = previous * self.size + current
-        self.bigrams, self.bigram_counts = np.unique(keys, return_counts=True)
+        self.bigrams, self.bigram_counts = unique_counts(keys)
         followers = np.bincount(self.bigrams // self.size, minlength=self.size)
         context = np.bincount(previous, minlength=self.size)
         self.context = context.astype(np.float64)
@@ -367,7 +376,7 @@ def _js_divergence(a: np.ndarray, b: np.ndarray) -> float:
     ids = np.concatenate([a, b])
     if len(a) == 0 or len(b) == 0:
         return float("nan")
-    _, dense = np.unique(ids, return_inverse=True)
+    _, dense = dense_ids(ids)
     k = dense.max() + 1
     p = np.bincount(dense[: len(a)], minlength=k) / len(a)
     q = np.bincount(dense[len(a) :], minlength=k) / len(b)
@@ -444,7 +453,7 @@ class SequenceColumn:
 
         def one_side(units, first, view, part, cross_units) -> list[float]:
             repeated, total = repeated_ngrams(units)
-            counts = np.unique(first.ids, return_counts=True)[1]
+            counts = unique_counts(first.ids)[1]
             lengths = units.lengths.astype(np.float64)
             return [
                 _distinct_share(first, 1),
@@ -481,8 +490,8 @@ class SequenceColumn:
         view_a, view_b = self.views[id(a.view)], self.views[id(b.view)]
         fit, held = _halves(a)
         rare = rare_types(view_a.units_of(fit))
-        used = np.unique(view_b.units_of(b).ids)
-        held_ids, held_counts = np.unique(view_a.units_of(held).ids, return_counts=True)
+        used = unique_counts(view_b.units_of(b).ids)[0]
+        held_ids, held_counts = unique_counts(view_a.units_of(held).ids)
         lost = held_ids[np.isin(held_ids, rare) & ~np.isin(held_ids, used)]
         counts = held_counts[np.isin(held_ids, lost)]
         lost = lost[np.lexsort((lost, -counts))][:limit]
@@ -544,7 +553,125 @@ def column_evidence(comparison: Comparison, column: str) -> dict[str, list[Signa
                 sentence=_sentence(name, column, value, reference, effect, sequence, comparison),
             )
             out.setdefault(DIMENSION_OF[name], []).append(signal)
+    classifier = text_classifier(comparison, column)
+    if classifier is not None:
+        out.setdefault("generalization_gap", []).append(classifier)
     return out
+
+
+def tfidf_matrix(units: Units, idf: np.ndarray | None = None):
+    """Sparse rows of sublinear TF (1 + log count) of hashed unigrams and bigrams, times
+    ``idf`` (computed from these rows when None), L2-normalized; and the idf used."""
+    from scipy import sparse
+
+    rows, columns = [], []
+    for n in (1, 2):
+        hashes, document = ngram_hashes(units, n)
+        rows.append(document)
+        columns.append((_mix(hashes + np.uint64(n)) % np.uint64(TFIDF_BUCKETS)).astype(np.int64))
+    rows, columns = np.concatenate(rows), np.concatenate(columns)
+    counts = sparse.coo_matrix(
+        (np.ones(len(rows)), (rows, columns)), shape=(units.documents, TFIDF_BUCKETS)
+    ).tocsr()
+    counts.sum_duplicates()
+    counts.data = 1.0 + np.log(counts.data)
+    if idf is None:
+        frequency = np.bincount(counts.indices, minlength=TFIDF_BUCKETS)
+        idf = np.log((1.0 + units.documents) / (1.0 + frequency)) + 1.0
+    weighted = counts.multiply(idf[None, :]).tocsr()
+    norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
+    weighted = sparse.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ weighted
+    return weighted.tocsr(), idf
+
+
+def _logistic_fit(x, y: np.ndarray) -> np.ndarray:
+    """Weights and intercept of an L2-regularized logistic regression (L-BFGS)."""
+    from scipy.optimize import minimize
+    from scipy.special import expit, log1p
+
+    sign = 2.0 * y - 1.0
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = theta[:-1], theta[-1]
+        margin = sign * (x @ w + b)
+        value = np.sum(log1p(np.exp(-np.abs(margin))) + np.maximum(-margin, 0.0))
+        value += 0.5 * CLASSIFIER_L2 * w @ w
+        weight = -sign * expit(-margin)
+        gradient = np.concatenate([x.T @ weight + CLASSIFIER_L2 * w, [weight.sum()]])
+        return value, gradient
+
+    start = np.zeros(x.shape[1] + 1)
+    return minimize(loss, start, jac=True, method="L-BFGS-B", options={"maxiter": 200}).x
+
+
+def text_classifier(comparison: Comparison, column: str) -> Signal | None:
+    """The cross-fitted AUC of a logistic regression on TF-IDF n-grams, reference vs
+    candidate documents, and its one-sided p-value.
+
+    Two folds: each half of the documents (balanced by side) trains a model that scores
+    the other half, so every document is scored once, out of fold. The folds' rank-sum
+    statistics are combined as in van Elteren's stratified test: under the null the
+    labels are exchangeable within each fold's held-out documents, which is all the
+    combination assumes."""
+    from scipy import stats
+
+    ignore = frozenset(getattr(comparison.reference, "ignore_tokens", ()) or ())
+    role = comparison.roles[column]
+    rng = comparison.rng(f"text classifier {column}")
+    sides = []
+    for view in (comparison.reference_view, comparison.candidate_view):
+        array = view.table.column(column).combine_chunks()
+        valid = ~np.asarray(array.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        present = text_units(array) if role is ColumnRole.TEXT else token_units(array, ignore)
+        sides.append(_aligned(present, valid))
+    n = min(sides[0].documents, sides[1].documents, CLASSIFIER_DOCUMENTS)
+    half = n // 2
+    if half < 10:
+        return None
+    picks = [rng.permutation(side.documents)[: 2 * half] for side in sides]
+    folds = [[side.take(p[:half]), side.take(p[half:])] for side, p in zip(sides, picks)]
+    excess = variance = 0.0
+    aucs = []
+    for fold in (0, 1):
+        train = [folds[0][1 - fold], folds[1][1 - fold]]
+        test = [folds[0][fold], folds[1][fold]]
+        x_train, idf = tfidf_matrix(_concatenate(train))
+        y_train = np.r_[np.zeros(half), np.ones(half)]
+        theta = _logistic_fit(x_train, y_train)
+        x_test = tfidf_matrix(_concatenate(test), idf)[0]
+        scores = x_test @ theta[:-1]
+        ranks = stats.rankdata(scores)
+        u = ranks[half:].sum() - half * (half + 1) / 2
+        excess += u - half * half / 2
+        variance += half * half * (2 * half + 1) / 12
+        aucs.append(u / (half * half))
+    auc = float(np.mean(aucs))
+    p_value = float(stats.norm.sf(excess / np.sqrt(variance)))
+    noise = float(np.sqrt(variance)) / (2 * half * half)
+    return Signal(
+        name="text_classifier_auc",
+        kind=SignalKind.STRUCTURE,
+        column=column,
+        value=auc,
+        reference_value=0.5,
+        effect=auc - 0.5,
+        tolerance=TOLERANCES["text_classifier_auc"],
+        noise=noise,
+        p_value=p_value,
+        sentence=(
+            f"a linear classifier on `{column}`'s TF-IDF word unigrams and bigrams tells "
+            f"candidate documents from reference documents with cross-fitted AUC {auc:.3f} "
+            f"(0.5 = indistinguishable; {2 * half} documents a side)"
+        ),
+    )
+
+
+def _concatenate(parts: list[Units]) -> Units:
+    ids = np.concatenate([p.ids for p in parts])
+    lengths = np.concatenate([p.lengths for p in parts])
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return Units(offsets, ids)
 
 
 def _sentence(name, column, value, reference, effect, sequence, comparison) -> str:

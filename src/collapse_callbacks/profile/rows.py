@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from collapse_callbacks.data.roles import ColumnRole
+from collapse_callbacks.profile.counting import unique_sums
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 _NULL_HASH = np.uint64(0x9E3779B97F4A7C15)
@@ -222,9 +223,7 @@ class DuplicateState:
         keep = hashes <= self._limit()
         keys = np.concatenate([self.hashes, hashes[keep]])
         weights = np.concatenate([self.counts, counts[keep]])
-        unique, inverse = np.unique(keys, return_inverse=True)
-        self.hashes = unique
-        self.counts = np.bincount(inverse, weights=weights, minlength=len(unique)).astype(np.int64)
+        self.hashes, self.counts = unique_sums(keys, weights)
         while len(self.hashes) > self.capacity:
             self.level += 1
             keep = self.hashes <= self._limit()

@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from collapse_callbacks.profile.counting import distinct_count, unique_counts, unique_sums
 from collapse_callbacks.profile.moments import Moments
 from collapse_callbacks.profile.rows import _mix, _string_hashes
 from collapse_callbacks.profile.sketch import QuantileSketch
@@ -159,7 +160,7 @@ def repeated_ngrams(units: Units, n: int = REPETITION_N) -> tuple[int, int]:
         return 0, 0
     with np.errstate(over="ignore"):
         keyed = _mix(hashes ^ _mix(document.astype(np.uint64) + np.uint64(1)))
-    return int(len(keyed) - len(np.unique(keyed))), len(keyed)
+    return int(len(keyed) - distinct_count(keyed)), len(keyed)
 
 
 class VocabularyCounts:
@@ -173,14 +174,13 @@ class VocabularyCounts:
         self.dropped = 0  # units whose ids were dropped
 
     def update(self, ids: np.ndarray) -> None:
-        unique, counts = np.unique(ids, return_counts=True)
-        self._absorb(unique, counts.astype(np.int64))
+        unique, counts = unique_counts(ids)
+        self._absorb(unique, counts)
 
     def _absorb(self, ids: np.ndarray, counts: np.ndarray) -> None:
         keys = np.concatenate([self.ids, ids])
         weights = np.concatenate([self.counts, counts])
-        unique, inverse = np.unique(keys, return_inverse=True)
-        totals = np.bincount(inverse, weights=weights, minlength=len(unique)).astype(np.int64)
+        unique, totals = unique_sums(keys, weights)
         if len(unique) > self.capacity:
             # Keep the most frequent; ties broken by id so the result is deterministic.
             order = np.lexsort((unique, -totals))[: self.capacity]

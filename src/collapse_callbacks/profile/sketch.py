@@ -16,6 +16,8 @@ import math
 
 import numpy as np
 
+from collapse_callbacks.profile.counting import unique_counts, unique_sums
+
 EXACT_LIMIT = 2048
 ALPHA = 0.002
 _GAMMA = (1 + ALPHA) / (1 - ALPHA)
@@ -26,8 +28,7 @@ _MIN_MAGNITUDE = 1e-12  # smaller magnitudes count as zero
 def _merge_counts(keys_a, counts_a, keys_b, counts_b):
     keys = np.concatenate([keys_a, keys_b])
     counts = np.concatenate([counts_a, counts_b])
-    unique, inverse = np.unique(keys, return_inverse=True)
-    return unique, np.bincount(inverse, weights=counts, minlength=len(unique)).astype(np.int64)
+    return unique_sums(keys, counts)
 
 
 class QuantileSketch:
@@ -45,7 +46,7 @@ class QuantileSketch:
         if values.size == 0:
             return
         keys = values if self.exact else _bucket_ids(values)
-        unique, counts = np.unique(keys, return_counts=True)
+        unique, counts = unique_counts(keys)
         self.keys, self.counts = _merge_counts(self.keys, self.counts, unique, counts)
         if self.exact and len(self.keys) > EXACT_LIMIT:
             self._to_grid()
@@ -69,11 +70,7 @@ class QuantileSketch:
 
     def _to_grid(self) -> None:
         ids = _bucket_ids(self.keys)
-        unique, inverse = np.unique(ids, return_inverse=True)
-        self.counts = np.bincount(inverse, weights=self.counts, minlength=len(unique)).astype(
-            np.int64
-        )
-        self.keys = unique
+        self.keys, self.counts = unique_sums(ids, self.counts)
         self.exact = False
 
     def points(self) -> tuple[np.ndarray, np.ndarray]:
