@@ -25,7 +25,8 @@ Per column, by dimension (``SIGNALS``):
   slope of log frequency on log rank over the top ranks: mass piling onto the head).
 * diversity (narrowing): ``repeated_ngrams`` (share of trigrams that repeat an earlier
   trigram of their own document), ``repeated_lines`` (share of a text's non-blank lines
-  that repeat an earlier line of their document), ``near_duplicate_documents`` (MinHash over word
+  that repeat an earlier line of their document), ``document_echo`` (mean TF-IDF cosine
+  of each document to the most similar other one), ``near_duplicate_documents`` (MinHash over word
   trigrams, ``MINHASH_PERMUTATIONS`` hashes in ``LSH_BANDS`` bands, pairs confirmed at an
   estimated Jaccard similarity of ``NEAR_DUPLICATE_JACCARD``) and ``compression_ratio``
   (zlib size over raw size of the side's documents: repetitive text compresses better).
@@ -84,6 +85,7 @@ NEAR_DUPLICATE_JACCARD = 0.7
 SHINGLE_N = 3
 SPECTRUM_EMBEDDING = 4
 COMPRESSION_BYTES = 200_000
+ECHO_ROWS = 1000  # documents per side for the pairwise similarities
 FEATURE_BUCKETS = 64
 TFIDF_BUCKETS = 1 << 18
 CLASSIFIER_DOCUMENTS = 5000  # per side
@@ -103,6 +105,7 @@ TOLERANCES = {
     "repeated_ngrams": 0.02,  # two points more of the trigrams repeated
     "repeated_lines": 0.02,
     "near_duplicate_documents": 0.02,
+    "document_echo": 0.01,  # mean cosine to the closest other document
     "compression_ratio": 0.05,
     "sequence_spectrum": 0.02,
     "ngram_log_likelihood": 0.10,  # nats per unit
@@ -122,7 +125,12 @@ _LOWER_RELATIVE = (
     "length_spread",
     "rare_vocabulary",
 )
-_HIGHER_ABSOLUTE = ("repeated_ngrams", "repeated_lines", "near_duplicate_documents")
+_HIGHER_ABSOLUTE = (
+    "repeated_ngrams",
+    "repeated_lines",
+    "near_duplicate_documents",
+    "document_echo",
+)
 _HIGHER_RELATIVE = ("zipf_steepness",)
 _EITHER = ("ngram_log_likelihood",)
 _TWO_SAMPLE = ("vocabulary_divergence", "sequence_spectrum", "length_distribution")
@@ -151,6 +159,7 @@ DIMENSION_OF = {
     "repeated_ngrams": "diversity",
     "repeated_lines": "diversity",
     "near_duplicate_documents": "diversity",
+    "document_echo": "diversity",
     "compression_ratio": "diversity",
     "sequence_spectrum": "spectral_coherence",
     "ngram_log_likelihood": "generalization_gap",
@@ -167,7 +176,14 @@ class SequenceView:
     """One column of one sample as units (every row, empty where missing), with the
     raw bytes compression needs and the MinHash signature of every document."""
 
-    def __init__(self, view: SampleView, column: str, role: ColumnRole, ignore: frozenset[int]):
+    def __init__(
+        self,
+        view: SampleView,
+        column: str,
+        role: ColumnRole,
+        ignore: frozenset[int],
+        idf: np.ndarray | None = None,
+    ):
         array = view.table.column(column).combine_chunks()
         valid = ~np.asarray(array.is_null().to_numpy(zero_copy_only=False), dtype=bool)
         if role is ColumnRole.TEXT:
@@ -188,6 +204,7 @@ class SequenceView:
                 ids[s:e].tobytes() for s, e in zip(self.units.offsets[:-1], self.units.offsets[1:])
             ]
         self.signatures, self.signed = minhash_signatures(self.units)
+        self.tfidf, self.idf = tfidf_matrix(self.units, idf)
 
     def units_of(self, part: Part) -> Units:
         return self.units.take(part.rows)
@@ -267,6 +284,18 @@ def near_duplicate_share(signatures: np.ndarray, signed: np.ndarray) -> float:
 
 
 # -- the figures of one pair of parts ---------------------------------------------------
+
+
+def document_echo(tfidf, rows: np.ndarray) -> float:
+    """Mean over documents of the TF-IDF cosine to the most similar other document of the
+    same rows: text recombined from a few sources echoes them (a language model's
+    samples mixed back with the documents it learned from, paraphrases, templates)."""
+    if len(rows) < 2:
+        return float("nan")
+    x = tfidf[rows]
+    similarity = (x @ x.T).toarray()
+    np.fill_diagonal(similarity, -1.0)
+    return float(similarity.max(axis=1).mean())
 
 
 def _distinct_share(units: Units, n: int) -> float:
@@ -419,10 +448,9 @@ class SequenceColumn:
     def build(cls, comparison: Comparison, column: str) -> SequenceColumn:
         ignore = frozenset(getattr(comparison.reference, "ignore_tokens", ()) or ())
         role = comparison.roles[column]
-        views = {
-            id(view): SequenceView(view, column, role, ignore)
-            for view in (comparison.reference_view, comparison.candidate_view)
-        }
+        reference = SequenceView(comparison.reference_view, column, role, ignore)
+        candidate = SequenceView(comparison.candidate_view, column, role, ignore, reference.idf)
+        views = {id(comparison.reference_view): reference, id(comparison.candidate_view): candidate}
         lengths = views[id(comparison.reference_view)].units.lengths
         typical = float(np.median(lengths[lengths > 0])) if (lengths > 0).any() else 0.0
         window = int(2 ** np.floor(np.log2(max(typical, 8.0))))
@@ -467,6 +495,7 @@ class SequenceColumn:
                 repeated / total if total else float("nan"),
                 _share(view.lines[part.rows]),
                 near_duplicate_share(view.signatures[part.rows], view.signed[part.rows]),
+                document_echo(view.tfidf, part.rows[:ECHO_ROWS]),
                 -zipf_slope(counts),
                 model.mean_log_likelihood(cross_units),
             ]
@@ -525,7 +554,7 @@ def column_evidence(comparison: Comparison, column: str) -> dict[str, list[Signa
     groups = [
         (_LOWER_RELATIVE, "lower", True, None),
         # A share of documents moves in steps of 1/rows: never a certainty from one.
-        (_HIGHER_ABSOLUTE, "higher", False, np.full(3, np.sqrt(2.0) / rows)),
+        (_HIGHER_ABSOLUTE, "higher", False, np.full(len(_HIGHER_ABSOLUTE), np.sqrt(2.0) / rows)),
         (_HIGHER_RELATIVE, "higher", True, None),
         (_EITHER, "either", False, None),
         (_TWO_SAMPLE, "higher", False, None),
@@ -700,6 +729,8 @@ def _sentence(name, column, value, reference, effect, sequence, comparison) -> s
         return f"{percent(value)} of {c}'s trigrams repeat one earlier in the same document (reference {percent(reference)})"
     if name == "repeated_lines":
         return f"{percent(value)} of {c}'s lines repeat an earlier line of the same document (reference {percent(reference)})"
+    if name == "document_echo":
+        return f"{c}'s documents echo each other: mean TF-IDF cosine to the closest other document {value:.3f} (reference {reference:.3f})"
     if name == "near_duplicate_documents":
         return f"{percent(value)} of {c}'s documents have a near duplicate (MinHash Jaccard >= {NEAR_DUPLICATE_JACCARD}; reference {percent(reference)})"
     if name == "compression_ratio":
