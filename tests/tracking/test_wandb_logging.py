@@ -211,6 +211,26 @@ def test_categorical_and_boolean_histograms(penguins):
     assert heavy.reference[0] == pytest.approx(reference["heavy"].mean())
 
 
+def test_text_columns_show_their_document_lengths(penguins):
+    import pandas as pd
+
+    notes = [
+        f"a {s} penguin from {i} weighing {m} grams in {y}"
+        for s, i, m, y in zip(
+            penguins.species, penguins.island, penguins.body_mass_g, penguins.year
+        )
+    ]
+    reference = pd.DataFrame({"note": notes[:170]})
+    candidate = pd.DataFrame({"note": [" ".join(n.split()[:4]) for n in notes[170:]]})
+    comparison, _ = CollapseGate(reference, seed=0).compare(candidate)
+    lengths = column_histogram("note", comparison.reference, comparison.candidate, bins=10)
+    assert lengths.kind == "numeric" and lengths.column == "note (length in words)"
+    # Four words in every candidate document, ten or eleven in the reference's.
+    assert lengths.edges_or_categories[0] == 4.0 and lengths.edges_or_categories[-1] == 11.0
+    assert lengths.candidate[0] == pytest.approx(1.0)
+    assert lengths.reference[0] < 0.02 and lengths.reference[-1] > 0.95
+
+
 def test_numeric_edges_cover_outliers_beyond_the_reference_core():
     edges = numeric_edges(0.0, 10.0, -5.0, 100.0, bins=10)
     assert edges[0] == -5.0 and edges[-1] == 100.0

@@ -26,9 +26,10 @@ if TYPE_CHECKING:  # the profile and report modules import pyarrow; this one nee
 # few outliers and squeeze the body of the distribution into a handful of bins.
 CORE_QUANTILES = (0.001, 0.999)
 OTHER = "other"
-# Column roles (``ColumnRole`` values) that a histogram can show; text, token and vector
-# columns have no per-value distribution in their profile.
-KINDS = ("numeric", "categorical", "boolean")
+# Column roles (``ColumnRole`` values) that a histogram can show; text and token columns
+# show their document lengths; vector columns have no per-value distribution in their
+# profile.
+KINDS = ("numeric", "categorical", "boolean", "text", "tokens")
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,14 @@ def column_histogram(
     if role not in KINDS or _role(candidate, column) != role:
         return None
     ref_state, cand_state = reference.states[column], candidate.states[column]
+    if role in ("text", "tokens"):
+        unit = "words" if role == "text" else "tokens"
+        return _numeric(
+            f"{column} (length in {unit})",
+            ref_state.sequence.length_sketch,
+            cand_state.sequence.length_sketch,
+            bins,
+        )
     if role == "numeric":
         return _numeric(column, ref_state.sketch, cand_state.sketch, bins)
     if role == "boolean":
