@@ -260,3 +260,32 @@ def test_documents_repeating_their_lines_fail_repeated_lines(paragraphs):
     lines = _signal(evidence, "repeated_lines")
     assert lines.value > 0.3 and lines.reference_value < 0.05
     assert "repeated_lines" in _firing(evidence)
+
+
+def test_bad_sequence_inputs_get_clear_errors_or_documented_handling(paragraphs):
+    from collapse_callbacks.data.tensors import arrays_to_batch
+    from collapse_callbacks.errors import DataError, UnsupportedBatchError
+
+    # Ragged token lists without padding and a mask: refused, saying what to do.
+    with pytest.raises(UnsupportedBatchError, match="pad token sequences"):
+        arrays_to_batch({"input_ids": [[5, 6, 7], [8, 9]]})
+    # A string that is not valid Unicode (a lone surrogate from a bad decode).
+    with pytest.raises(DataError, match="not valid Unicode"):
+        arrays_to_batch({"text": ["fine", "broken \udcff"]})
+    # Empty strings are documents without words: a candidate of them repeats itself.
+    report = CollapseGate(reference=_table(paragraphs[:400])).check(_table([""] * 200))
+    assert report.collapsed
+    assert any("repeat another row" in r for r in report.reasons)
+
+
+def test_invalid_utf8_in_a_file_is_a_data_error(paragraphs, tmp_path):
+    from collapse_callbacks.errors import DataError
+
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(
+        b"text\n"
+        + "\n".join(paragraphs[:50]).encode().replace(b",", b" ")
+        + b"\nbroken \xff\xfe bytes\n"
+    )
+    with pytest.raises(DataError, match="not valid UTF-8"):
+        CollapseGate(reference=_table(paragraphs[:400])).check(str(bad))

@@ -211,7 +211,11 @@ def _from_sequence(value: list | tuple, name: str, where: str | None) -> np.ndar
             array = np.asarray(value)
     except (ValueError, TypeError, OverflowError) as exc:
         raise _fail(
-            f"cannot be read as an array (ragged rows or mixed nesting): {exc}", name, where
+            "has ragged rows (different lengths, or mixed nesting), so it is no array; pad token "
+            "sequences to one length and pass their attention mask, or give the column as "
+            f"an Arrow list column ({str(exc).splitlines()[0][:120]})",
+            name,
+            where,
         ) from None
     if array.dtype.kind == "O":
         raise _fail(
