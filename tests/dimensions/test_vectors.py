@@ -330,3 +330,27 @@ def test_columns_that_do_not_apply_are_skipped(halves):
     # Rows of different lengths have no per-position statistics: the ragged column is
     # skipped.
     assert "ragged" not in {c.name for c in vectors.vector_columns(comparison)}
+
+
+def test_images_from_a_dataloader_through_the_gate():
+    """End to end: image batches ``[B, 1, 8, 8]`` from a torch DataLoader, the verdict."""
+    torch = pytest.importorskip("torch")
+    from sklearn.datasets import load_digits
+
+    from collapse_callbacks import CollapseGate
+
+    images = load_digits().images.astype(np.float32)[:, None, :, :] / 16.0
+    order = np.random.default_rng(0).permutation(len(images))
+    reference, candidate = images[order[:900]], images[order[900:]]
+    padded = np.pad(candidate, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="edge")
+    blurred = sum(padded[:, :, i : i + 8, j : j + 8] for i in range(3) for j in range(3)) / 9.0
+
+    def loader(array):
+        return torch.utils.data.DataLoader(torch.from_numpy(array), batch_size=128)
+
+    gate = CollapseGate(reference=loader(reference))
+    assert not gate.check(loader(candidate)).collapsed
+    report = gate.check(loader(blurred.astype(np.float32)))
+    assert report.collapsed
+    fired = {s.name for d in report.dimensions.values() for s in d.firing}
+    assert "high_frequency_energy" in fired
