@@ -271,7 +271,9 @@ def _LSTMNet(vocab: int):
             self.lstm = torch.nn.LSTM(LSTM_EMBED, LSTM_HIDDEN, batch_first=True)
             # The softmax over the vocabulary is most of the cost; an adaptive softmax
             # (frequent words full size, rarer ones through smaller projections) cuts it.
-            cutoffs = [c for c in LSTM_CUTOFFS if c < vocab - 1]
+            # A collapsed generation can shrink the vocabulary below every cutoff: one
+            # cluster split in half still works (the head needs at least one cutoff).
+            cutoffs = [c for c in LSTM_CUTOFFS if c < vocab - 1] or [max(1, (vocab - 1) // 2)]
             self.head = torch.nn.AdaptiveLogSoftmaxWithLoss(
                 LSTM_HIDDEN, vocab, cutoffs=cutoffs, div_value=4.0
             )
