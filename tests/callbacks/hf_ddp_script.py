@@ -48,6 +48,14 @@ def main(out: Path, case: str) -> None:
         "gradient_health": report.dimensions["gradient_health"].status.value,
     }
     (out / f"rank{state.process_index}.json").write_text(json.dumps(result))
+    # Leave together: a rank that exits while the other still holds the gloo process
+    # group can abort in its teardown ("terminate called without an active exception"),
+    # and torchrun then kills the slower rank before it writes its result.
+    trainer.accelerator.wait_for_everyone()
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
