@@ -1,13 +1,9 @@
 """Generalization gap as a classifier two-sample test (C2ST).
 
-A small MLP learns to tell reference rows from candidate rows, cross-fitted over
-``FOLDS`` folds (each fold, balanced by side, is scored by a model trained on the
-others), so every sampled row is scored once, out of fold. If the two are draws of one
-distribution each fold's AUC is 0.5 with the null distribution of the Mann-Whitney U
-statistic; the folds' statistics are combined as in van Elteren's stratified rank-sum
-test (labels are exchangeable within each fold under the null, which is all it
-assumes), so the p-value needs no permutation. Against one 70/30 split this scores
-three times the rows, which matters most where rows are few. The model runs on the GPU
+A small MLP learns to tell reference rows from candidate rows on 70% of the matched
+sample and is scored on the held-out 30%. If the two are draws of one distribution the
+held-out AUC is 0.5 and its null distribution is that of the Mann-Whitney U statistic,
+so the p-value is exact in the limit and needs no permutation. The model runs on the GPU
 with bf16 autocast when one is present; all randomness goes through a forked torch RNG,
 so a training run's global random state is left as it was.
 
@@ -35,7 +31,7 @@ from collapse_callbacks.dimensions.fidelity import quote
 
 NAME = "generalization_gap"
 MAX_ROWS_PER_SIDE = 5_000
-FOLDS = 3
+HOLDOUT = 0.3
 # An AUC of 0.55 means a classifier ranks a candidate row above a reference row 55% of
 # the time: small, but on millions of training rows a systematic 5-point tell is real.
 AUC_TOLERANCE = 0.05
@@ -63,7 +59,7 @@ def run(comparison: Comparison) -> DimensionEvidence:
     encoder = comparison.encoder
     if encoder.width == 0:
         return DimensionEvidence(NAME, not_run="no numeric or categorical columns to classify on")
-    # The cross-fitted AUC has a null of its own, so unlike the split-calibrated
+    # The held-out AUC has an exact null of its own, so unlike the split-calibrated
     # statistics it can use every sampled row: balanced classes, as many as both allow.
     rng = comparison.rng("c2st rows")
     n = min(comparison.reference_view.rows, comparison.candidate_view.rows, MAX_ROWS_PER_SIDE)
@@ -73,23 +69,25 @@ def run(comparison: Comparison) -> DimensionEvidence:
     candidate = encoder.encode(
         Part(comparison.candidate_view, rng.permutation(comparison.candidate_view.rows)[:n])
     )
-    cross_fitted = _cross_fitted_scores(reference, candidate, comparison.rng("c2st split"))
-    if cross_fitted is None:
-        return DimensionEvidence(NAME, not_run="too few rows to cross-fit the classifier")
-    scores, test_labels, features, folds = cross_fitted
-    test = np.arange(len(test_labels))
-    # One-sided: only a classifier that beats chance tells the sets apart. An AUC below
-    # 0.5 happens when the same rows sit in both sets (the model memorizes a row's
+    held_out = _held_out_scores(reference, candidate, comparison.rng("c2st split"))
+    if held_out is None:
+        return DimensionEvidence(NAME, not_run="the held-out split holds only one class")
+    scores, test_labels, features, test = held_out
+    positive, negative = scores[test_labels == 1], scores[test_labels == 0]
+    # One-sided: only a classifier that beats chance tells the sets apart. A held-out AUC
+    # below 0.5 happens when the same rows sit in both sets (the model memorizes a row's
     # training label and meets its twin with the other label): that is no evidence of
     # a difference between the distributions.
-    auc, noise, p_value = _stratified_auc(scores, test_labels, folds)
+    result = stats.mannwhitneyu(positive, negative, alternative="greater")
+    auc = result.statistic / (len(positive) * len(negative))
+    noise = math.sqrt((len(positive) + len(negative) + 1) / (12 * len(positive) * len(negative)))
     effect = auc - 0.5
     sources = _tabular_sources(comparison)
     column, column_auc = _best_single_column(features[test], test_labels, sources)
     confined = column is not None and abs(column_auc - 0.5) >= ONE_COLUMN_SHARE * effect > 0
     sentence = (
-        f"a classifier tells candidate rows from reference rows with cross-fitted AUC "
-        f"{auc:.3f} (0.5 = indistinguishable; {len(test_labels)} rows, each scored out of fold)"
+        f"a classifier tells candidate rows from reference rows with held-out AUC {auc:.3f} "
+        f"(0.5 = indistinguishable; {len(test_labels)} held-out rows)"
     )
     if confined:
         sentence += (
@@ -105,12 +103,12 @@ def run(comparison: Comparison) -> DimensionEvidence:
         effect=float(effect),
         tolerance=AUC_TOLERANCE,
         noise=noise,
-        p_value=float(p_value),
+        p_value=float(result.pvalue),
         sentence=sentence,
     )
     signals = [signal]
     selection = None
-    if p_value < SELECTION_WHEN_P_BELOW:
+    if result.pvalue < SELECTION_WHEN_P_BELOW:
         selection = _selection(reference, candidate, sources, comparison, auc)
     if selection is not None and selection.auc <= 0.5:
         selection = None  # at the reduced size nothing tells the sets apart: nothing to explain
@@ -131,45 +129,21 @@ def run(comparison: Comparison) -> DimensionEvidence:
     )
 
 
-def _cross_fitted_scores(reference: np.ndarray, candidate: np.ndarray, rng):
-    """Every row scored by a model trained on the other folds:
-    (scores, labels, features, fold of each row), or None when a fold would be empty."""
+def _held_out_scores(reference: np.ndarray, candidate: np.ndarray, rng):
+    """Train on 70% of the pooled rows, score the held-out 30%:
+    (scores, held-out labels, features, held-out indices), or None with one class."""
     features = np.vstack([reference, candidate]).astype(np.float32)
     labels = np.concatenate([np.zeros(len(reference)), np.ones(len(candidate))]).astype(np.float32)
-    if min(len(reference), len(candidate)) < FOLDS * 2:
+    order = rng.permutation(len(labels))
+    test_size = max(int(len(labels) * HOLDOUT), 10)
+    test, train = order[:test_size], order[test_size:]
+    scores = _fit_and_score(
+        features[train], labels[train], features[test], int(rng.integers(2**31))
+    )
+    test_labels = labels[test]
+    if test_labels.min() == test_labels.max():
         return None
-    folds = np.empty(len(labels), dtype=np.int64)
-    for side in (0.0, 1.0):
-        rows = rng.permutation(np.flatnonzero(labels == side))
-        folds[rows] = np.arange(len(rows)) % FOLDS
-    scores = np.empty(len(labels), dtype=np.float64)
-    for fold in range(FOLDS):
-        test, train = folds == fold, folds != fold
-        scores[test] = _fit_and_score(
-            features[train], labels[train], features[test], int(rng.integers(2**31))
-        )
-    return scores, labels, features, folds
-
-
-def _stratified_auc(scores: np.ndarray, labels: np.ndarray, folds: np.ndarray):
-    """(AUC, its null standard deviation, one-sided p-value) of rank-sum statistics
-    summed over folds, each ranked within its fold (van Elteren)."""
-    excess = variance = pairs = u_total = 0.0
-    for fold in np.unique(folds):
-        inside = folds == fold
-        fold_labels = labels[inside]
-        n1, n0 = float((fold_labels == 1).sum()), float((fold_labels == 0).sum())
-        if n1 == 0 or n0 == 0:
-            continue
-        ranks = stats.rankdata(scores[inside])
-        u = ranks[fold_labels == 1].sum() - n1 * (n1 + 1) / 2
-        u_total += u
-        excess += u - n1 * n0 / 2
-        variance += n1 * n0 * (n1 + n0 + 1) / 12
-        pairs += n1 * n0
-    auc = u_total / pairs
-    p_value = float(stats.norm.sf(excess / math.sqrt(variance)))
-    return float(auc), math.sqrt(variance) / pairs, p_value
+    return scores, test_labels, features, test
 
 
 @dataclass(frozen=True)

@@ -41,9 +41,10 @@ Per column, by dimension (``SIGNALS``):
   reference part, on held-out real text vs the candidate. Low-temperature generations
   are *more* predictable than real text, compounding errors less: both are damage.
   ``text_classifier_auc`` (structure): a classifier two-sample test made for text, the
-  cross-fitted AUC of an L2-regularized logistic regression on TF-IDF weighted word
+  held-out AUC of an L2-regularized logistic regression on TF-IDF weighted word
   unigrams and bigrams hashed into ``TFIDF_BUCKETS`` buckets (the domain classifier
-  Evidently and others use for text drift), with a stratified rank-sum p-value. The
+  Evidently and others use for text drift), trained on half the documents, with the
+  exact Mann-Whitney p-value on the other half. The
   row-level classifier test also sees these columns, through a coarser hashed n-gram
   encoding (:class:`SequenceFeatures`).
 * statistical consistency: ``length_distribution`` (shift): the Kolmogorov-Smirnov
@@ -634,14 +635,14 @@ def _logistic_fit(x, y: np.ndarray) -> np.ndarray:
 
 
 def text_classifier(comparison: Comparison, column: str) -> Signal | None:
-    """The cross-fitted AUC of a logistic regression on TF-IDF n-grams, reference vs
-    candidate documents, and its one-sided p-value.
+    """The held-out AUC of a logistic regression on TF-IDF n-grams, reference vs
+    candidate documents, and its exact one-sided Mann-Whitney p-value.
 
-    Two folds: each half of the documents (balanced by side) trains a model that scores
-    the other half, so every document is scored once, out of fold. The folds' rank-sum
-    statistics are combined as in van Elteren's stratified test: under the null the
-    labels are exchangeable within each fold's held-out documents, which is all the
-    combination assumes."""
+    One split, half the documents of each side to train and half to test. Cross-fitting
+    (each half scoring the other) would score every document, but the folds' AUCs are
+    then correlated under the null (each model learns the other fold's chance
+    differences), and summing them as independent made a fifth of real-vs-real splits
+    of Debian's fortunes read p < 0.05."""
     from scipy import stats
 
     ignore = frozenset(getattr(comparison.reference, "ignore_tokens", ()) or ())
@@ -658,25 +659,14 @@ def text_classifier(comparison: Comparison, column: str) -> Signal | None:
     if half < 10:
         return None
     picks = [rng.permutation(side.documents)[: 2 * half] for side in sides]
-    folds = [[side.take(p[:half]), side.take(p[half:])] for side, p in zip(sides, picks)]
-    excess = variance = 0.0
-    aucs = []
-    for fold in (0, 1):
-        train = [folds[0][1 - fold], folds[1][1 - fold]]
-        test = [folds[0][fold], folds[1][fold]]
-        x_train, idf = tfidf_matrix(_concatenate(train))
-        y_train = np.r_[np.zeros(half), np.ones(half)]
-        theta = _logistic_fit(x_train, y_train)
-        x_test = tfidf_matrix(_concatenate(test), idf)[0]
-        scores = x_test @ theta[:-1]
-        ranks = stats.rankdata(scores)
-        u = ranks[half:].sum() - half * (half + 1) / 2
-        excess += u - half * half / 2
-        variance += half * half * (2 * half + 1) / 12
-        aucs.append(u / (half * half))
-    auc = float(np.mean(aucs))
-    p_value = float(stats.norm.sf(excess / np.sqrt(variance)))
-    noise = float(np.sqrt(variance)) / (2 * half * half)
+    train = [side.take(p[half:]) for side, p in zip(sides, picks)]
+    test = [side.take(p[:half]) for side, p in zip(sides, picks)]
+    x_train, idf = tfidf_matrix(_concatenate(train))
+    theta = _logistic_fit(x_train, np.r_[np.zeros(half), np.ones(half)])
+    scores = tfidf_matrix(_concatenate(test), idf)[0] @ theta[:-1]
+    result = stats.mannwhitneyu(scores[half:], scores[:half], alternative="greater")
+    auc = float(result.statistic / (half * half))
+    noise = float(np.sqrt((2 * half + 1) / (12.0 * half * half)))
     return Signal(
         name="text_classifier_auc",
         kind=SignalKind.STRUCTURE,
@@ -686,11 +676,11 @@ def text_classifier(comparison: Comparison, column: str) -> Signal | None:
         effect=auc - 0.5,
         tolerance=TOLERANCES["text_classifier_auc"],
         noise=noise,
-        p_value=p_value,
+        p_value=float(result.pvalue),
         sentence=(
             f"a linear classifier on `{column}`'s TF-IDF word unigrams and bigrams tells "
-            f"candidate documents from reference documents with cross-fitted AUC {auc:.3f} "
-            f"(0.5 = indistinguishable; {2 * half} documents a side)"
+            f"candidate documents from reference documents with held-out AUC {auc:.3f} "
+            f"(0.5 = indistinguishable; {2 * half} held-out documents)"
         ),
     )
 
