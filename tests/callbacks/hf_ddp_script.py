@@ -4,6 +4,7 @@ it saw. Usage: torchrun --nproc_per_node 2 hf_ddp_script.py OUT_DIR {collapsed|r
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -48,14 +49,11 @@ def main(out: Path, case: str) -> None:
         "gradient_health": report.dimensions["gradient_health"].status.value,
     }
     (out / f"rank{state.process_index}.json").write_text(json.dumps(result))
-    # Leave together: a rank that exits while the other still holds the gloo process
-    # group can abort in its teardown ("terminate called without an active exception"),
-    # and torchrun then kills the slower rank before it writes its result.
-    trainer.accelerator.wait_for_everyone()
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    # Leave without the interpreter's teardown: tearing the gloo process group down at
+    # exit sometimes aborted a rank under load ("terminate called without an active
+    # exception"), and destroying it explicitly sometimes hung; either way torchrun
+    # lost a rank after both had written their results.
+    os._exit(0)
 
 
 if __name__ == "__main__":
