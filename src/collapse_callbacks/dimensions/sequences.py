@@ -179,26 +179,22 @@ class SequenceView:
 
     def __init__(
         self,
+        comparison: Comparison,
         view: SampleView,
         column: str,
-        role: ColumnRole,
-        ignore: frozenset[int],
         idf: np.ndarray | None = None,
     ):
         array = view.table.column(column).combine_chunks()
-        valid = ~np.asarray(array.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-        if role is ColumnRole.TEXT:
-            present = text_units(array)
+        self.units = sample_units(comparison, view, column)
+        if comparison.roles[column] is ColumnRole.TEXT:
             self.words = text_words(array)
             texts = array.to_pylist()
             self.raw = [b"" if t is None else t.encode("utf-8", "surrogatepass") for t in texts]
             self.lines = np.array([_line_repeats(t) for t in texts], dtype=np.int64).reshape(-1, 2)
         else:
-            present = token_units(array, ignore)
             self.words = {}
             self.raw = None
             self.lines = np.zeros((len(array), 2), dtype=np.int64)
-        self.units = _aligned(present, valid)
         if self.raw is None:
             ids = np.clip(self.units.ids, 0, np.iinfo(np.uint32).max).astype("<u4")
             self.raw = [
@@ -218,6 +214,22 @@ def _line_repeats(text: str | None) -> tuple[int, int]:
     lines = [" ".join(line.split()) for line in text.splitlines()]
     lines = [line for line in lines if line]
     return len(lines) - len(set(lines)), len(lines)
+
+
+def sample_units(comparison: Comparison, view: SampleView, column: str) -> Units:
+    """One sample's column as units, every row (empty where missing), computed once per
+    comparison: the figures, the row features and the text classifier all read it."""
+    key = f"units:{id(view)}:{column}"
+    if key not in comparison.cache:
+        array = view.table.column(column).combine_chunks()
+        valid = ~np.asarray(array.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        if comparison.roles[column] is ColumnRole.TEXT:
+            present = text_units(array)
+        else:
+            ignore = frozenset(getattr(comparison.reference, "ignore_tokens", ()) or ())
+            present = token_units(array, ignore)
+        comparison.cache[key] = _aligned(present, valid)
+    return comparison.cache[key]
 
 
 def _aligned(present: Units, valid: np.ndarray) -> Units:
@@ -447,10 +459,9 @@ class SequenceColumn:
 
     @classmethod
     def build(cls, comparison: Comparison, column: str) -> SequenceColumn:
-        ignore = frozenset(getattr(comparison.reference, "ignore_tokens", ()) or ())
         role = comparison.roles[column]
-        reference = SequenceView(comparison.reference_view, column, role, ignore)
-        candidate = SequenceView(comparison.candidate_view, column, role, ignore, reference.idf)
+        reference = SequenceView(comparison, comparison.reference_view, column)
+        candidate = SequenceView(comparison, comparison.candidate_view, column, reference.idf)
         views = {id(comparison.reference_view): reference, id(comparison.candidate_view): candidate}
         lengths = views[id(comparison.reference_view)].units.lengths
         typical = float(np.median(lengths[lengths > 0])) if (lengths > 0).any() else 0.0
@@ -645,15 +656,11 @@ def text_classifier(comparison: Comparison, column: str) -> Signal | None:
     of Debian's fortunes read p < 0.05."""
     from scipy import stats
 
-    ignore = frozenset(getattr(comparison.reference, "ignore_tokens", ()) or ())
-    role = comparison.roles[column]
     rng = comparison.rng(f"text classifier {column}")
-    sides = []
-    for view in (comparison.reference_view, comparison.candidate_view):
-        array = view.table.column(column).combine_chunks()
-        valid = ~np.asarray(array.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-        present = text_units(array) if role is ColumnRole.TEXT else token_units(array, ignore)
-        sides.append(_aligned(present, valid))
+    sides = [
+        sample_units(comparison, view, column)
+        for view in (comparison.reference_view, comparison.candidate_view)
+    ]
     n = min(sides[0].documents, sides[1].documents, CLASSIFIER_DOCUMENTS)
     half = n // 2
     if half < 10:
@@ -776,14 +783,10 @@ class SequenceFeatures:
 
     def __init__(self, comparison: Comparison, column: str) -> None:
         self.column = column
-        ignore = frozenset(getattr(comparison.reference, "ignore_tokens", ()) or ())
-        role = comparison.roles[column]
-        self._units = {}
-        for view in (comparison.reference_view, comparison.candidate_view):
-            array = view.table.column(column).combine_chunks()
-            valid = ~np.asarray(array.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-            present = text_units(array) if role is ColumnRole.TEXT else token_units(array, ignore)
-            self._units[id(view)] = _aligned(present, valid)
+        self._units = {
+            id(view): sample_units(comparison, view, column)
+            for view in (comparison.reference_view, comparison.candidate_view)
+        }
         ref = comparison.reference_view
         log_length = np.log1p(self._units[id(ref)].lengths.astype(np.float64))
         self.length_center = float(np.median(log_length))
