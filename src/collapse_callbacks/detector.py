@@ -13,11 +13,12 @@ classifier test finds the candidate to be the reference resampled on one column
 
 Scores: a signal scores 100 while its effect is within twice its noise and 50 when it
 exceeds that by its tolerance; a dimension scores its worst signal; the overall score is
-the mean of the dimensions that ran.
+the geometric mean of the dimensions that ran (``overall_score``).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from collapse_callbacks.dimensions.base import (
@@ -146,6 +147,27 @@ def alpha_shares(names: list[str], alpha: float) -> dict[str, float]:
     return {name: alpha * weight / total for name, weight in weights.items()}
 
 
+# A dimension score this low (in points) counts as this low: a score of 0 would pin the
+# geometric mean at 0 whatever the other dimensions say.
+SCORE_FLOOR = 0.01
+
+
+def overall_score(scores: list[float]) -> float:
+    """The geometric mean of the dimension scores (100 with none).
+
+    Not the arithmetic mean: once a dimension fails outright its score sits near 0, and
+    an arithmetic mean then moves only with the dimensions still near the reference,
+    whose noise made later generations of a recursive chain score *higher* than earlier
+    ones (Spearman -0.74 for kernel-density chains). On the log scale a failed dimension
+    keeps pulling the score down as its effect grows (-0.95 on the same chains; see
+    benchmarks/quality/README.md).
+    """
+    if not scores:
+        return 100.0
+    logs = [math.log(max(score, SCORE_FLOOR) / 100.0) for score in scores]
+    return 100.0 * math.exp(sum(logs) / len(logs))
+
+
 def decide(
     evidence: list[DimensionEvidence], diversity: DimensionEvidence, alpha: float
 ) -> Verdict:
@@ -184,6 +206,7 @@ def decide(
             f"narrowing is confined to {columns or 'single columns'} while tails, rare categories and "
             "the joint distribution are intact: read as a filtered or reweighted selection (shift)"
         )
-    scores = [r.score for r in [*dimensions.values(), diversity_result] if r.score is not None]
-    score = sum(scores) / len(scores) if scores else 100.0
+    score = overall_score(
+        [r.score for r in [*dimensions.values(), diversity_result] if r.score is not None]
+    )
     return Verdict(score, collapsed, shift, dimensions, diversity_result, tuple(reasons))

@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import math
 
-from collapse_callbacks.detector import DIMENSIONS, decide, holm, score_dimension
+from collapse_callbacks.detector import (
+    DIMENSIONS,
+    decide,
+    holm,
+    overall_score,
+    score_dimension,
+)
 from collapse_callbacks.dimensions.base import DimensionEvidence, Signal, SignalKind, Status
 
 
@@ -123,3 +129,16 @@ def test_a_selection_explains_structure_but_not_what_selection_cannot_make():
         alpha=0.01,
     )
     assert verdict.collapsed
+
+
+def test_overall_score_is_the_geometric_mean_and_keeps_falling_with_a_failed_dimension():
+    assert overall_score([]) == 100.0
+    assert math.isclose(overall_score([100.0, 25.0]), 50.0)
+    # One dimension failing harder lowers the score even while another, still near the
+    # reference, wobbles by noise: the arithmetic mean would rank these the other way.
+    earlier = overall_score([1.0, 60.0, 100.0])
+    later = overall_score([0.1, 90.0, 100.0])
+    assert later < earlier
+    assert (0.1 + 90 + 100) / 3 > (1 + 60 + 100) / 3
+    # A score of 0 does not pin the whole at 0.
+    assert overall_score([0.0, 100.0, 100.0]) > 0.0
