@@ -159,6 +159,29 @@ def test_low_temperature_text_is_more_predictable(paragraphs):
     assert {"ngram_log_likelihood", "distinct_3", "repeated_ngrams"} <= _firing(evidence)
 
 
+def test_documents_from_a_bigram_model_in_the_mix_fail_the_kernel_test(paragraphs):
+    """30% of the candidate's documents written by a bigram model of the candidate's
+    own real text (one generation of the recursive setup): the kernel two-sample test,
+    which uses every document, finds them; a real split of the same size does not."""
+    reference, real = paragraphs[:500], paragraphs[500:1000]
+    successors: dict[str, list[str]] = {}
+    for doc in real:
+        for a, b in itertools.pairwise(doc.split()):
+            successors.setdefault(a, []).append(b)
+    rng = np.random.default_rng(4)
+    generated = []
+    for doc in real[:150]:
+        words = [doc.split()[0]]
+        while len(words) < len(doc.split()) and successors.get(words[-1]):
+            options = successors[words[-1]]
+            words.append(options[int(rng.integers(len(options)))])
+        generated.append(" ".join(words))
+    mixed = _signal(_evidence(reference, generated + real[150:]), "text_mmd")
+    assert mixed.p_value <= 0.001 and mixed.effect > mixed.tolerance
+    clean = _signal(_evidence(reference, real), "text_mmd")
+    assert clean.p_value > 0.01
+
+
 def test_signals_join_their_dimensions_and_the_classifier_sees_text(paragraphs):
     half = len(paragraphs) // 2
     gate = CollapseGate(reference=_table(paragraphs[:half]))
