@@ -65,6 +65,7 @@ import numpy as np
 from collapse_callbacks.comparison import Calibrated, Comparison, Part, SampleView
 from collapse_callbacks.data.roles import ColumnRole
 from collapse_callbacks.dimensions.base import Signal, SignalKind
+from collapse_callbacks.dimensions.kernel_test import mmd_test, permutations_for
 from collapse_callbacks.dimensions.spectral import Paired, percent
 from collapse_callbacks.profile.counting import dense_ids, distinct_count, unique_counts
 from collapse_callbacks.profile.rows import _mix
@@ -706,8 +707,6 @@ def text_mmd(comparison: Comparison, column: str) -> Signal | None:
     """A kernel two-sample test (``kernel_test.mmd_test``) on the TF-IDF rows of at most
     ``MMD_DOCUMENTS`` documents a side, the idf taken from both sides together so that
     nothing before the permutations knows a document's side."""
-    from collapse_callbacks.dimensions.kernel_test import mmd_test, permutations_for
-
     rng = comparison.rng(f"text mmd {column}")
     sides = [
         sample_units(comparison, view, column)
@@ -731,10 +730,15 @@ def text_mmd(comparison: Comparison, column: str) -> Signal | None:
         p_value=test.p_value,
         sentence=(
             f"a kernel two-sample test on `{column}`'s TF-IDF word unigrams and bigrams finds "
-            f"candidate and reference documents differently distributed (MMD^2 {test.mmd2:.2e}; "
-            f"shuffled sides: {test.null_mean:.1e} +- {test.null_sd:.1e}; {n} documents a side)"
+            f"candidate and reference documents differently distributed (MMD^2 {test.mmd2:.2e}, "
+            f"{_spreads(test.effect, test.null_sd)} its spread when the sides are shuffled; "
+            f"{n} documents a side)"
         ),
     )
+
+
+def _spreads(effect: float, spread: float) -> str:
+    return f"{effect / spread:.1f} times" if spread > 0 else "beyond"
 
 
 def _concatenate(parts: list[Units]) -> Units:
