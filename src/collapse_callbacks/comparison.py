@@ -15,6 +15,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Generic, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -24,8 +25,11 @@ from collapse_callbacks.data.roles import ColumnRole
 from collapse_callbacks.profile.columns import float64_with_nulls
 from collapse_callbacks.profile.table import Profile
 
+T = TypeVar("T")
 DEFAULT_SPLITS = 40
 MIN_MATCHED_ROWS = 20
+# The matched size of the observed comparison and of every null split.
+MAX_MATCHED_ROWS = 10_000
 MAX_CATEGORIES_ENCODED = 20
 
 
@@ -74,6 +78,102 @@ class SampleView:
         if key not in self._cache:
             self._cache[key] = _tensor_matrix(self.table.column(column))
         return self._cache[key]
+
+
+class PooledView(SampleView):
+    """The reference sample's rows followed by the candidate sample's, for the null
+    splits. Column arrays are the two views' own, concatenated (nothing is re-read)."""
+
+    def __init__(self, reference: SampleView, candidate: SampleView) -> None:
+        self.parts = (reference, candidate)
+        self.rows = reference.rows + candidate.rows
+        self._cache = {}
+
+    @cached_property
+    def table(self) -> pa.Table:
+        reference, candidate = (view.table for view in self.parts)
+        return pa.concat_tables(
+            [reference, candidate.select(reference.column_names)], promote_options="permissive"
+        )
+
+    def _joined(self, key: tuple[str, str], read: Callable[[SampleView], np.ndarray]):
+        if key not in self._cache:
+            self._cache[key] = join_rows([read(view) for view in self.parts])
+        return self._cache[key]
+
+    def numeric(self, column: str) -> np.ndarray:
+        return self._joined(("numeric", column), lambda view: view.numeric(column))
+
+    def codes(self, column: str) -> np.ndarray:
+        return self._joined(("codes", column), lambda view: view.codes(column))
+
+    def texts(self, column: str) -> list[str | None]:
+        key = ("texts", column)
+        if key not in self._cache:
+            self._cache[key] = [v for view in self.parts for v in view.texts(column)]
+        return self._cache[key]
+
+    def tensors(self, column: str) -> np.ndarray:
+        return self._joined(("tensors", column), lambda view: view.tensors(column))
+
+
+def join_rows(arrays: list[np.ndarray]) -> np.ndarray:
+    """Row-wise concatenation of per-view arrays; variable-length vector columns are
+    NaN-padded to the wider view's width first."""
+    if all(a.ndim <= 1 for a in arrays):
+        return np.concatenate(arrays)
+    width = max(a.shape[1] for a in arrays)
+    padded = []
+    for a in arrays:
+        if a.shape[1] < width:
+            pad = np.full((a.shape[0], width - a.shape[1], *a.shape[2:]), np.nan, a.dtype)
+            a = np.concatenate([a, pad], axis=1)
+        padded.append(a)
+    return np.concatenate(padded)
+
+
+class PerView(Generic[T]):
+    """A value computed once per sample: ``build(view)`` for the reference's and the
+    candidate's, and for the pooled view ``join`` of those two (rows concatenated, the
+    reference's first), so the null splits cost no second pass over the data."""
+
+    def __init__(
+        self,
+        comparison: Comparison,
+        build: Callable[[SampleView], T],
+        join: Callable[[list[T]], T] = join_rows,
+    ) -> None:
+        self._pooled = comparison.pooled_view
+        self._join = join
+        self._values = {id(view): build(view) for view in self._pooled.parts}
+
+    @classmethod
+    def of(
+        cls,
+        comparison: Comparison,
+        reference: T,
+        candidate: T,
+        join: Callable[[list[T]], T] = join_rows,
+    ) -> PerView[T]:
+        """From values already built for the reference and the candidate."""
+        values = iter((reference, candidate))
+        return cls(comparison, lambda _: next(values), join)
+
+    def samples(self) -> tuple[T, T]:
+        """The reference's and the candidate's values."""
+        return tuple(self._values[id(v)] for v in self._pooled.parts)
+
+    def __getitem__(self, view: SampleView) -> T:
+        key = id(view)
+        if key not in self._values:
+            if view is not self._pooled:
+                raise ValueError("the view belongs to no sample of this comparison")
+            self._values[key] = self._join([self._values[id(v)] for v in self._pooled.parts])
+        return self._values[key]
+
+    @property
+    def reference(self) -> T:
+        return self[self._pooled.parts[0]]
 
 
 @dataclass(frozen=True)
@@ -189,8 +289,14 @@ class Comparison:
         return [name for name, role in self.roles.items() if role in roles]
 
     @cached_property
+    def pooled_view(self) -> PooledView:
+        return PooledView(self.reference_view, self.candidate_view)
+
+    @cached_property
     def matched_rows(self) -> int:
-        return min(self.candidate_view.rows, self.reference_view.rows // 2)
+        # The null splits come from both samples pooled, so every candidate row can be
+        # compared (up to as many reference rows), not half of the reference's.
+        return min(self.candidate_view.rows, self.reference_view.rows, MAX_MATCHED_ROWS)
 
     @property
     def can_calibrate(self) -> bool:
@@ -208,12 +314,11 @@ class Comparison:
     def null_parts(self) -> list[tuple[Part, Part]]:
         rng = self.rng("null splits")
         h = self.matched_rows
+        pooled = self.pooled_view
         parts = []
         for _ in range(self.n_splits):
-            order = rng.permutation(self.reference_view.rows)
-            parts.append(
-                (Part(self.reference_view, order[:h]), Part(self.reference_view, order[h : 2 * h]))
-            )
+            order = rng.permutation(pooled.rows)
+            parts.append((Part(pooled, order[:h]), Part(pooled, order[h : 2 * h])))
         return parts
 
     def calibrate(self, statistic: Callable[[Part, Part], float | np.ndarray]) -> Calibrated:

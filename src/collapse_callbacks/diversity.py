@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow.compute as pc
 from scipy.spatial.distance import pdist
 
-from collapse_callbacks.comparison import Calibrated, Comparison, Part, SampleView
+from collapse_callbacks.comparison import Calibrated, Comparison, Part, PerView, SampleView
 from collapse_callbacks.data.roles import ColumnRole
 from collapse_callbacks.dimensions.base import DimensionEvidence, Signal, SignalKind
 from collapse_callbacks.dimensions.entropy import (
@@ -179,15 +179,14 @@ def _full_data_statistics(comparison: Comparison) -> dict[str, float]:
 
 def _duplicate_signals(comparison: Comparison, statistics: dict[str, float]) -> list[Signal]:
     roles = comparison.roles
-    views = (comparison.reference_view, comparison.candidate_view)
-    exact = {id(v): _hashes(v, roles, None) for v in views}
-    near = {id(v): _hashes(v, roles, NEAR_DUPLICATE_DIGITS) for v in views}
+    exact = PerView(comparison, lambda v: _hashes(v, roles, None))
+    near = PerView(comparison, lambda v: _hashes(v, roles, NEAR_DUPLICATE_DIGITS))
 
     def statistic(a: Part, b: Part) -> np.ndarray:
         return np.array(
             [
-                [duplicate_rate(exact[id(p.view)][p.rows]) for p in (b, a)],
-                [duplicate_rate(near[id(p.view)][p.rows]) for p in (b, a)],
+                [duplicate_rate(exact[p.view][p.rows]) for p in (b, a)],
+                [duplicate_rate(near[p.view][p.rows]) for p in (b, a)],
             ]
         ).T
 
@@ -222,7 +221,9 @@ def _duplicate_signals(comparison: Comparison, statistics: dict[str, float]) -> 
         statistics[f"{name}_reference"] = reference
         sentence = (
             f"{percent(value)} of the candidate's {rows} matched rows {what} "
-            f"(reference {percent(reference)})"
+            # The reference figure is moved by the null's mean difference, which can
+            # take a rate of 0 a hair below 0.
+            f"(reference {percent(max(reference, 0.0))})"
         )
         whole = statistics.get(f"candidate_{key}_fraction")
         if whole is not None:
@@ -250,13 +251,19 @@ def _duplicate_signals(comparison: Comparison, statistics: dict[str, float]) -> 
 
 def _distinct_signals(comparison: Comparison, statistics: dict[str, float]) -> list[Signal]:
     columns = list(comparison.roles)
-    views = (comparison.reference_view, comparison.candidate_view)
-    ids = {(id(v), c): _value_ids(v, c, comparison.roles[c]) for v in views for c in columns}
+    pooled = comparison.pooled_view
+    # Dense ids are per view: the pooled view's are its own, not the two joined.
+    ids = {
+        c: PerView(
+            comparison,
+            lambda v, c=c: _value_ids(v, c, comparison.roles[c]),
+            lambda _, c=c: _value_ids(pooled, c, comparison.roles[c]),
+        )
+        for c in columns
+    }
 
     def statistic(a: Part, b: Part) -> np.ndarray:
-        return np.array(
-            [[distinct_ratio(ids[(id(p.view), c)][p.rows]) for c in columns] for p in (b, a)]
-        )
+        return np.array([[distinct_ratio(ids[c][p.view][p.rows]) for c in columns] for p in (b, a)])
 
     fig = Paired.from_calibrated(comparison.calibrate(statistic), "lower", relative=True)
     a, b = comparison.observed_parts
@@ -265,9 +272,7 @@ def _distinct_signals(comparison: Comparison, statistics: dict[str, float]) -> l
         if not fig.finite(j):
             continue
         value, reference = float(fig.value[j]), float(fig.reference[j])
-        (nb, rows_b), (na, rows_a) = (
-            distinct_count(ids[(id(p.view), column)][p.rows]) for p in (b, a)
-        )
+        (nb, rows_b), (na, rows_a) = (distinct_count(ids[column][p.view][p.rows]) for p in (b, a))
         statistics[f"distinct_ratio[{column}]"] = value
         statistics[f"distinct_ratio_reference[{column}]"] = reference
         if na < MIN_DISTINCT_VALUES:

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from collapse_callbacks.dimensions import correlation
-from collapse_callbacks.dimensions.base import SignalKind
+from collapse_callbacks import CollapseGate
+from collapse_callbacks.dimensions.base import SignalKind, Status
 from collapse_callbacks.profiling import compare_sources
 from helpers import fired, signal, split
 
@@ -44,13 +45,16 @@ def test_identical_data_fires_nothing(breast_cancer, penguins):
 
 
 def test_real_splits_pass(breast_cancer, digits, penguins):
+    # At the share of alpha the gate gives this dimension: a per-dimension alpha of
+    # 0.01 over six splits would flag one now and then by design.
     for frame in (breast_cancer, digits, penguins):
         for seed in (0, 1):
-            result = evidence(*split(frame, seed), seed=seed)
-            assert fired(result) == [], [s.sentence for s in fired(result)]
-            for s in result.signals:
-                assert s.p_value > ALPHA
-            assert result.statistics["pearson_full_correlation_of_correlations"] > 0.9
+            report = CollapseGate(reference=split(frame, seed)[0], seed=seed).check(
+                split(frame, seed)[1]
+            )
+            dimension = report.dimensions[correlation.NAME]
+            assert dimension.status is Status.PASS, dimension.sentences
+            assert dimension.statistics["pearson_full_correlation_of_correlations"] > 0.9
 
 
 def test_shuffled_columns_fire_every_signal(breast_cancer, penguins):
@@ -73,7 +77,7 @@ def test_shuffled_columns_fire_every_signal(breast_cancer, penguins):
         "cramers_v_rms_change",
     }
     assert (
-        "the association of `species` and `island` went from 0.64"
+        "the association of `species` and `island` went from 0.66"
         in signal(result, "cramers_v_rms_change").sentence
     )
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import digamma, gammaln
 
-from collapse_callbacks.comparison import Comparison, Part
+from collapse_callbacks.comparison import Comparison, Part, PerView
 from collapse_callbacks.data.roles import ColumnRole
 from collapse_callbacks.dimensions.base import DimensionEvidence, Signal, SignalKind
 from collapse_callbacks.dimensions.spectral import (
@@ -162,20 +162,18 @@ class NumericRows:
 
     def __init__(self, comparison: Comparison, columns: list[str]) -> None:
         self.columns = columns
-        self._views = [comparison.reference_view, comparison.candidate_view]
-        self._matrices = []
-        for view in self._views:
+
+        def build(view) -> np.ndarray:
             matrix = np.empty((view.rows, len(columns)))
             for j, column in enumerate(columns):
                 matrix[:, j] = view.numeric(column)
             matrix[~np.isfinite(matrix)] = np.nan
-            self._matrices.append(matrix)
+            return matrix
+
+        self._matrices = PerView(comparison, build)
 
     def rows(self, part: Part, limit: int | None = None) -> np.ndarray:
-        for view, matrix in zip(self._views, self._matrices):
-            if part.view is view:
-                return matrix[part.rows if limit is None else part.rows[:limit]]
-        raise ValueError("the part belongs to neither sample of this comparison")
+        return self._matrices[part.view][part.rows if limit is None else part.rows[:limit]]
 
 
 def column_quantiles(x: np.ndarray, q) -> np.ndarray:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from collapse_callbacks.comparison import Comparison, Part
+from collapse_callbacks.comparison import Comparison, Part, PerView
 from collapse_callbacks.data.roles import ColumnRole
 from collapse_callbacks.errors import DataError
 
@@ -46,12 +46,14 @@ class EmbedderFeatures:
     def __init__(self, comparison: Comparison, column: str, embedder) -> None:
         self.column = column
         self.role = comparison.roles[column]
-        self._vectors = {}
-        for view in (comparison.reference_view, comparison.candidate_view):
-            values = _values(view, column, self.role)
-            self._vectors[id(view)] = _embed(embedder, values, column)
-        reference = self._vectors[id(comparison.reference_view)]
-        widths = {v.shape[1] for v in self._vectors.values()}
+        self._vectors = PerView(
+            comparison, lambda view: _embed(embedder, _values(view, column, self.role), column)
+        )
+        reference = self._vectors[comparison.reference_view]
+        widths = {
+            self._vectors[v].shape[1]
+            for v in (comparison.reference_view, comparison.candidate_view)
+        }
         if len(widths) != 1:
             raise DataError(
                 f"the embedder returned vectors of different widths {sorted(widths)}",
@@ -76,7 +78,7 @@ class EmbedderFeatures:
         return [f"{self.column}:embedding{i}" for i in range(self.width)]
 
     def encode(self, part: Part) -> np.ndarray:
-        x = (self._vectors[id(part.view)][part.rows] - self.center) / self.scale
+        x = (self._vectors[part.view][part.rows] - self.center) / self.scale
         if self.projection is not None:
             x = x @ self.projection
         return x / self.norm

@@ -62,7 +62,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from collapse_callbacks.comparison import Calibrated, Comparison, Part, SampleView
+from collapse_callbacks.comparison import Calibrated, Comparison, Part, PerView, SampleView
 from collapse_callbacks.data.roles import ColumnRole
 from collapse_callbacks.dimensions.base import Signal, SignalKind
 from collapse_callbacks.dimensions.kernel_test import mmd_test, permutations_for
@@ -212,6 +212,23 @@ class SequenceView:
             ]
         self.signatures, self.signed = minhash_signatures(self.units)
         self.tfidf, self.idf = tfidf_matrix(self.units, idf)
+
+    @classmethod
+    def joined(cls, views: list[SequenceView]) -> SequenceView:
+        """The views' documents one after the other (the pooled sample), with the first
+        view's idf."""
+        from scipy import sparse
+
+        out = cls.__new__(cls)
+        out.units = _concatenate([v.units for v in views])
+        out.words = {k: w for v in views for k, w in v.words.items()}
+        out.raw = [r for v in views for r in v.raw]
+        out.lines = np.vstack([v.lines for v in views])
+        out.signatures = np.concatenate([v.signatures for v in views])
+        out.signed = np.concatenate([v.signed for v in views])
+        out.tfidf = sparse.vstack([v.tfidf for v in views]).tocsr()
+        out.idf = views[0].idf
+        return out
 
     def units_of(self, part: Part) -> Units:
         return self.units.take(part.rows)
@@ -464,7 +481,7 @@ class SequenceColumn:
 
     name: str
     role: ColumnRole
-    views: dict[int, SequenceView]
+    views: PerView[SequenceView]
     window: int
 
     @classmethod
@@ -472,8 +489,8 @@ class SequenceColumn:
         role = comparison.roles[column]
         reference = SequenceView(comparison, comparison.reference_view, column)
         candidate = SequenceView(comparison, comparison.candidate_view, column, reference.idf)
-        views = {id(comparison.reference_view): reference, id(comparison.candidate_view): candidate}
-        lengths = views[id(comparison.reference_view)].units.lengths
+        views = PerView.of(comparison, reference, candidate, SequenceView.joined)
+        lengths = reference.units.lengths
         typical = float(np.median(lengths[lengths > 0])) if (lengths > 0).any() else 0.0
         window = int(2 ** np.floor(np.log2(max(typical, 8.0))))
         return cls(column, role, views, min(window, 64))
@@ -482,7 +499,7 @@ class SequenceColumn:
         """``[[figure(b) ...], [figure(a) ...]]`` in ``FIGURES`` order; two-sample
         figures are ``[distance, 0]``."""
         a, b = a.head(SEQUENCE_ROWS), b.head(SEQUENCE_ROWS)
-        view_a, view_b = self.views[id(a.view)], self.views[id(b.view)]
+        view_a, view_b = self.views[a.view], self.views[b.view]
         units_a, units_b = view_a.units_of(a), view_b.units_of(b)
         matched = min(len(units_a.ids), len(units_b.ids))
         first_a, first_b = units_a.first_units(matched), units_b.first_units(matched)
@@ -538,7 +555,7 @@ class SequenceColumn:
         """Rare reference words (or tokens) the observed candidate part never uses."""
         a, b = comparison.observed_parts
         a, b = a.head(SEQUENCE_ROWS), b.head(SEQUENCE_ROWS)
-        view_a, view_b = self.views[id(a.view)], self.views[id(b.view)]
+        view_a, view_b = self.views[a.view], self.views[b.view]
         fit, held = _halves(a)
         rare = rare_types(view_a.units_of(fit))
         used = unique_counts(view_b.units_of(b).ids)[0]
@@ -549,7 +566,7 @@ class SequenceColumn:
         return [self.display(int(i), comparison) for i in lost]
 
     def display(self, unit: int, comparison: Comparison) -> str:
-        for view in self.views.values():
+        for view in self.views.samples():
             if unit in view.words:
                 return view.words[unit]
         describe = getattr(comparison, "token_text", None)
@@ -832,12 +849,10 @@ class SequenceFeatures:
 
     def __init__(self, comparison: Comparison, column: str) -> None:
         self.column = column
-        self._units = {
-            id(view): sample_units(comparison, view, column)
-            for view in (comparison.reference_view, comparison.candidate_view)
-        }
-        ref = comparison.reference_view
-        log_length = np.log1p(self._units[id(ref)].lengths.astype(np.float64))
+        self._units = PerView(
+            comparison, lambda view: sample_units(comparison, view, column), _concatenate
+        )
+        log_length = np.log1p(self._units.reference.lengths.astype(np.float64))
         self.length_center = float(np.median(log_length))
         self.length_scale = float(np.std(log_length)) or 1.0
         self.width = FEATURE_BUCKETS + 1
@@ -848,7 +863,7 @@ class SequenceFeatures:
         ]
 
     def encode(self, part: Part) -> np.ndarray:
-        units = self._units[id(part.view)].take(part.rows)
+        units = self._units[part.view].take(part.rows)
         matrix = np.zeros((units.documents, FEATURE_BUCKETS))
         for n in (1, 2):
             hashes, document = ngram_hashes(units, n)

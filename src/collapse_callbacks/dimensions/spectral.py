@@ -43,6 +43,7 @@ from collapse_callbacks.comparison import (
     Calibrated,
     Comparison,
     Part,
+    PerView,
 )
 from collapse_callbacks.dimensions.base import DimensionEvidence, Signal, SignalKind
 
@@ -78,18 +79,20 @@ class EncodedRows:
         encoder = comparison.encoder
         self.width = encoder.width
         self.names = encoded_names(comparison)
-        self._views = [comparison.reference_view, comparison.candidate_view]
-        self._matrices = [
-            encoder.encode(Part(view, np.arange(view.rows))) if self.width else None
-            for view in self._views
-        ]
+        self._matrices = PerView(
+            comparison,
+            lambda view: encoder.encode(Part(view, np.arange(view.rows))) if self.width else None,
+            lambda matrices: None if matrices[0] is None else np.vstack(matrices),
+        )
+
+    @property
+    def reference(self) -> np.ndarray | None:
+        """Every encoded row of the reference sample (None with nothing to encode)."""
+        return self._matrices.reference
 
     def rows(self, part: Part, limit: int | None = None) -> np.ndarray:
-        for view, matrix in zip(self._views, self._matrices):
-            if part.view is view:
-                rows = part.rows if limit is None else part.rows[:limit]
-                return matrix[rows]
-        raise ValueError("the part belongs to neither sample of this comparison")
+        rows = part.rows if limit is None else part.rows[:limit]
+        return self._matrices[part.view][rows]
 
 
 class ProjectedRows:
@@ -103,7 +106,7 @@ class ProjectedRows:
         self.source_width = encoded.width
         self.width = min(encoded.width, dims)
         self.basis = None
-        reference = encoded._matrices[0]
+        reference = encoded.reference
         if encoded.width > dims and reference is not None and len(reference) > 1:
             self.mean = reference.mean(axis=0)
             self.basis = covariance_spectrum(reference)[1][:, :dims]
@@ -134,7 +137,7 @@ class SpectralRows:
 
     def __init__(self, encoded: EncodedRows) -> None:
         self._encoded = encoded
-        reference = encoded._matrices[0]
+        reference = encoded.reference
         if reference is None or len(reference) == 0:
             self.low = self.high = np.zeros(0)
             self.keep = np.zeros(0, dtype=bool)

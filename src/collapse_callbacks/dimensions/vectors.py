@@ -66,7 +66,13 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from collapse_callbacks.comparison import MIN_MATCHED_ROWS, Calibrated, Comparison, Part
+from collapse_callbacks.comparison import (
+    MIN_MATCHED_ROWS,
+    Calibrated,
+    Comparison,
+    Part,
+    PerView,
+)
 from collapse_callbacks.data.roles import ColumnRole
 from collapse_callbacks.dimensions import entropy as _entropy
 from collapse_callbacks.dimensions import spectral as _spectral
@@ -265,17 +271,18 @@ class _Column:
     def __init__(self, comparison: Comparison, name: str, layout: Layout) -> None:
         self.name = name
         self.layout = layout
-        self.sides = {
-            id(view): _Side(view.tensors(name), layout)
-            for view in (comparison.reference_view, comparison.candidate_view)
-        }
-        self.reference = self.sides[id(comparison.reference_view)]
-        self.candidate = self.sides[id(comparison.candidate_view)]
+        pooled = comparison.pooled_view
+        self.sides = PerView(
+            comparison,
+            lambda view: _Side(view.tensors(name), layout),
+            lambda _: _Side(pooled.tensors(name), layout),
+        )
+        self.reference, self.candidate = self.sides.samples()
         self._features: dict[int, VectorFeatures] = {}
         self._comparison = weakref.ref(comparison)
 
     def side(self, part: Part) -> _Side:
-        return self.sides[id(part.view)]
+        return self.sides[part.view]
 
     def features(self, width: int) -> VectorFeatures:
         if width not in self._features:
@@ -725,21 +732,21 @@ def _diversity(comparison: Comparison) -> tuple[list[Signal], dict[str, float]]:
     encoded = {}
     for column in columns:
         features = column.features(DIVERSITY_WIDTH)
-        encoded[column.name] = {
-            id(view): features.encode(Part(view, np.arange(view.rows)))[:, : features.dims]
-            for view in (comparison.reference_view, comparison.candidate_view)
-        }
+        encoded[column.name] = PerView(
+            comparison,
+            lambda view, f=features: f.encode(Part(view, np.arange(view.rows)))[:, : f.dims],
+        )
     a0, _ = comparison.observed_parts
     floors = {}
     for column in columns:
-        x = encoded[column.name][id(a0.view)][column.reference.rows(a0, DISTANCE_ROWS)]
+        x = encoded[column.name][a0.view][column.reference.rows(a0, DISTANCE_ROWS)]
         spacing = _entropy.kth_neighbour_distance(x, PRDC_K)
         floors[column.name] = (
             _entropy.KNN_DISTANCE_FLOOR * float(np.nanmedian(spacing)) if len(spacing) else 0.0
         )
 
     def rows(column: _Column, part: Part) -> np.ndarray:
-        return encoded[column.name][id(part.view)][column.side(part).rows(part, DISTANCE_ROWS)]
+        return encoded[column.name][part.view][column.side(part).rows(part, DISTANCE_ROWS)]
 
     def statistic(a: Part, b: Part) -> np.ndarray:
         out = []
