@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from collapse_callbacks.dimensions import correlation
 from collapse_callbacks import CollapseGate
+from collapse_callbacks.dimensions import correlation
 from collapse_callbacks.dimensions.base import SignalKind, Status
 from collapse_callbacks.profiling import compare_sources
 from helpers import fired, signal, split
