@@ -2,10 +2,10 @@
 
 Not one of the eight dimensions, but its evidence feeds the verdict the same way. Every
 signal is narrowing (one-sided: a more varied candidate is not collapsing), computed on
-the comparison's matched parts and calibrated against disjoint reference splits of the
+the comparison's matched parts and calibrated against disjoint random splits of both samples pooled, of the
 same size. Each figure is also given for the reference itself, so a report can say
 "candidate 0.61 vs reference 0.93": for coverage and recall, which compare two parts,
-the mean over the reference splits; for the one-part figures (duplicate rates, distinct
+the mean over the null splits; for the one-part figures (duplicate rates, distinct
 ratios, Vendi) the matched reference part's own figure, compared as a difference (see
 :class:`~collapse_callbacks.dimensions.spectral.Paired`).
 
@@ -193,7 +193,7 @@ def _duplicate_signals(comparison: Comparison, statistics: dict[str, float]) -> 
     cal = comparison.calibrate(statistic)
     rows = comparison.matched_rows
     # The binomial spread of the difference of two rates, at least one row in ``rows``:
-    # a reference whose splits never repeat a row must not turn a single candidate
+    # samples whose splits never repeat a row must not turn a single candidate
     # repeat into certainty.
     base = np.maximum(np.atleast_2d(cal.null_mean)[1], 1.0 / rows)
     fig = Paired.from_calibrated(

@@ -45,7 +45,7 @@ def test_penguin_entropies_are_those_of_the_matched_parts(penguins):
     assert len(candidate_part) == len(reference_part) == 172
     species = signal(result, "categorical_entropy", "species")
     # value: the candidate part's plug-in entropy; reference: the reference part's, moved
-    # by the (small) mean difference between reference splits.
+    # by the (small) mean difference between the null splits.
     assert species.value == pytest.approx(
         entropy.categorical_entropy(candidate_part.codes("species")), abs=1e-12
     )

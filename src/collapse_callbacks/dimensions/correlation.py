@@ -6,7 +6,7 @@ norms of the change and larger is worse:
 
 * **Pearson** (on values clipped to the reference's 1%/99% quantiles) and **Spearman**
   (rank) correlation matrices of the numeric columns, on the matched-size samples (so
-  that the observed change and its null, changes between disjoint reference splits,
+  that the observed change and its null, changes between disjoint random splits of both samples pooled,
   are measured alike): the RMS change over all pairs,
   ``||R_c - R_r||_F / sqrt(2 * pairs)`` (the largest change of any pair is a statistic);
 * **Cramér's V** association matrix of the categorical (and boolean) columns: the RMS
@@ -147,7 +147,7 @@ def run(comparison: Comparison) -> DimensionEvidence:
                 RMS_TOLERANCE,
                 lambda expected: (
                     f"correlations between numeric columns changed by {observed[0]:.3f} RMS "
-                    f"over {n_pairs} pairs (real data of this size: {expected:.3f})" + drivers
+                    f"over {n_pairs} pairs (random splits of both samples: {expected:.3f})" + drivers
                 ),
             )
         )
@@ -160,7 +160,7 @@ def run(comparison: Comparison) -> DimensionEvidence:
                 RMS_TOLERANCE,
                 lambda expected: (
                     f"rank (Spearman) correlations between numeric columns changed by "
-                    f"{observed[1]:.3f} RMS over {n_pairs} pairs (real data of this size: "
+                    f"{observed[1]:.3f} RMS over {n_pairs} pairs (random splits of both samples: "
                     f"{expected:.3f})" + _top_changes(numeric, pairs, sa, sb)
                 ),
             )
@@ -181,7 +181,7 @@ def run(comparison: Comparison) -> DimensionEvidence:
                 ASSOCIATION_TOLERANCE,
                 lambda expected: (
                     f"associations between categorical columns (Cramér's V) changed by "
-                    f"{observed[3]:.3f} RMS over {len(pairs)} pairs (real data of this size: "
+                    f"{observed[3]:.3f} RMS over {len(pairs)} pairs (random splits of both samples: "
                     f"{expected:.3f})" + _top_changes(categorical, pairs, va, vb, "association")
                 ),
             )

@@ -1,7 +1,7 @@
 """Entropy stability: has the candidate lost entropy the reference has?
 
 Every statistic is computed on the comparison's matched parts and calibrated against
-disjoint reference splits of the same size, so the small-sample bias of plug-in and
+disjoint random splits of both samples pooled, of the same size, so the small-sample bias of plug-in and
 nearest-neighbour entropies cancels. Signals:
 
 * ``categorical_entropy`` per categorical/boolean column (narrowing): Shannon entropy
@@ -436,7 +436,7 @@ def _mutual_information_signal(comparison: Comparison) -> tuple[list[Signal], di
     }
     sentence = (
         f"mutual information between column pairs changed by {value:.3f} nats RMS over "
-        f"{len(before)} pairs (between reference splits {reference:.3f}); largest "
+        f"{len(before)} pairs (between random splits of both samples {reference:.3f}); largest "
         f"change {pair}: {before[worst]:.3f} -> {after[worst]:.3f} nats"
     )
     signal = Signal(

@@ -10,7 +10,7 @@ Per numeric column, on the full-data sketches:
   significant only when both tails are).
 * **spread** (narrowing): the half-spreads ``median - q10`` and ``q90 - median`` as a
   ratio candidate / reference, both measured from the reference's median, again the
-  better side, against the null of the same ratio between reference splits.
+  better side, against the null of the same ratio between random splits of both samples pooled.
 * **KS and Wasserstein** (shift): how far the distribution moved, Wasserstein in
   units of the reference's inter-quartile range.
 * **values between the reference's values** (structure): on a discrete column the
@@ -508,7 +508,7 @@ def _spread_and_wasserstein(
 
 def _full_data_p(observed: float, null: np.ndarray, factor: float) -> float:
     """One-sided (lower is worse) p-value of a full-data log ratio against the null of
-    the same log ratio between matched-size reference splits, both rescaled to the
+    the same log ratio between matched-size null splits, both rescaled to the
     full data's size: the null's spread, and its bias (for a better-of-two-sides ratio
     the bias comes from the noise, so it shrinks with it), by ``factor``.
 
@@ -634,7 +634,7 @@ def _total_variation(
                 p_value=float(p_values[j]),
                 sentence=(
                     f"the mix of {quote(column)} changed: total-variation distance {tvd:.3f} "
-                    f"(real data of this size: {expected:.3f}); the largest change is "
+                    f"(random splits of both samples: {expected:.3f}); the largest change is "
                     f"{quote(top)}, {percent(reference.get(top, 0) / n_r)} of the reference "
                     f"and {percent(candidate.get(top, 0) / n_c)} of the candidate"
                 ),

@@ -4,7 +4,7 @@ Language models trained on model output repeat themselves, lose rare words and r
 constructions, narrow their vocabulary and write near-duplicate documents (Shumailov
 et al. 2024; Guo et al. 2024; Briesch et al. 2023). Every figure below is computed on
 the comparison's matched parts (at most ``SEQUENCE_ROWS`` documents a side) and
-calibrated against disjoint reference splits of the same size, like the tabular
+calibrated against disjoint random splits of both samples pooled, of the same size, like the tabular
 statistics. Figures that grow with the amount of text (distinct n-grams, entropy,
 vocabulary coverage, compression) are taken on the first ``T`` units of each side,
 ``T`` the smaller side's total, so a candidate of shorter documents is not judged

@@ -201,16 +201,14 @@ def figures(cal: Calibrated, worse: str) -> tuple[np.ndarray, np.ndarray, np.nda
 class Paired:
     """A one-sample figure ``f`` compared as ``f(candidate part) - f(reference part)``.
 
-    Calibrating ``f(candidate part)`` alone against ``f`` on reference splits is wrong
-    whenever the reference sample is not much larger than the parts: the splits all
-    come from the same rows, so they vary less than a fresh sample would and their mean
-    carries the reference sample's own error. At equal sizes (matched rows = half the
-    reference sample, the usual case) the t statistic is about sqrt(3) too large; on
-    penguins 10% of real splits fell below p = 0.01. For a difference of two disjoint
-    parts the spread is the same whether both come from the reference or one from the
-    candidate (exactly so for means), which brought that to 1-4%. ``reference`` is the
-    reference part's figure moved by the null's mean difference, so that ``value`` vs
-    ``reference`` is exactly what ``effect`` measures.
+    Calibrating ``f(candidate part)`` alone against ``f`` on null splits is wrong
+    whenever the samples are not much larger than the parts: the splits all come from
+    the same rows, so they vary less than a fresh sample would and their mean carries
+    those rows' own error (on penguins 10% of real splits fell below p = 0.01). The
+    difference of two disjoint parts has the same spread whether both come from the
+    null pool or one from each sample. ``reference`` is the reference part's figure
+    moved by the null's mean difference, so that ``value`` vs ``reference`` is exactly
+    what ``effect`` measures.
     """
 
     value: np.ndarray
@@ -445,7 +443,7 @@ def run(comparison: Comparison) -> DimensionEvidence:
                 p_value=float(p_either[2]),
                 sentence=(
                     f"the effective rank of the encoded rows {direction}: candidate/reference "
-                    f"ratio {value[2]:.2f} (between reference splits {reference[2]:.2f})"
+                    f"ratio {value[2]:.2f} (between random splits of both samples {reference[2]:.2f})"
                 ),
             )
         )

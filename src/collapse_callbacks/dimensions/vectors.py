@@ -3,7 +3,7 @@
 Embeddings (``fixed_size_list<float32>[D]``) and tensors (``fixed_shape_tensor``, images
 as ``[C, H, W]``) are compared with the house method: every statistic compares two
 parts, the comparison's matched reference and candidate parts, and is calibrated against
-the same statistic between disjoint reference splits of the same size
+the same statistic between disjoint random splits of both samples pooled, of the same size
 (:meth:`~collapse_callbacks.comparison.Comparison.calibrate`). Effects are oriented so
 that larger is worse. ``SIGNALS`` maps the name of the dimension each group of signals
 belongs to onto a function ``comparison -> (signals, statistics)``:
@@ -114,7 +114,7 @@ LOGIT_CLIP = 0.002
 # dimension's spread of a numeric column.
 SPREAD_TOLERANCE = 0.10
 # The mean moved by a tenth of the reference's spread (RMS over positions) beyond what
-# reference splits show.
+# null splits show.
 MEAN_SHIFT_TOLERANCE = 0.10
 # Two percentage points more, or fewer, rows without a vector.
 MISSING_TOLERANCE = 0.02
@@ -465,7 +465,7 @@ def _keeps(share: float) -> str:
 
 
 def _log_distance(cal: Calibrated) -> tuple[float, float, float, float]:
-    """A distance calibrated on its log: the candidate's distance, the reference splits'
+    """A distance calibrated on its log: the candidate's distance, the null splits'
     (mean of the log, back-transformed), the null spread on the distance's scale and the
     one-sided p-value for "larger"."""
     log_value, log_reference, spread, p = (float(v[0]) for v in _spectral.figures(cal, "higher"))
@@ -555,7 +555,7 @@ def _distribution_fidelity(comparison: Comparison) -> tuple[list[Signal], dict[s
                     sentence=(
                         f"the mean of {layout.describe_group(name, g)} moved by {value:.2f} of "
                         f"the reference's standard deviations (RMS over {fig['positions']} "
-                        f"positions; between reference splits {reference:.2f})"
+                        f"positions; between random splits of both samples {reference:.2f})"
                     ),
                 )
             )
@@ -700,7 +700,7 @@ def _spectral_coherence(comparison: Comparison) -> tuple[list[Signal], dict[str,
                     sentence=(
                         f"the spatial-frequency profile of `{name}` changed: band energy "
                         f"shares differ by {value:.2f} (RMS log ratio over {BANDS} bands; "
-                        f"between reference splits {reference:.2f}); most at {band}: "
+                        f"between random splits of both samples {reference:.2f}); most at {band}: "
                         f"{_spectral.percent(share_b[k])} of the candidate's energy vs "
                         f"{_spectral.percent(share_a[k])} of the reference's"
                     ),
