@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from collapse_callbacks import CollapseGate
 from collapse_callbacks.dimensions import fidelity
-from collapse_callbacks.dimensions.base import SignalKind
+from collapse_callbacks.dimensions.base import SignalKind, Status
 from collapse_callbacks.profiling import compare_sources
 from helpers import fired, signal, split
 
@@ -68,11 +69,15 @@ def test_identical_data_fires_nothing_and_scores_100(breast_cancer):
 
 
 def test_real_splits_pass(breast_cancer, ink, penguins):
+    # At the share of alpha the gate gives this dimension (with Holm): a per-dimension
+    # alpha of 0.01 over six splits would flag one now and then by design.
     for frame in (breast_cancer, ink, penguins):
         for seed in (0, 1):
-            result = evidence(*split(frame, seed), seed=seed)
-            assert fired(result) == [], [s.sentence for s in fired(result)]
-            scores = [s.score() for s in result.signals]
+            reference, candidate = split(frame, seed)
+            report = CollapseGate(reference=reference, seed=seed).check(candidate)
+            dimension = report.dimensions[fidelity.NAME]
+            assert dimension.status is Status.PASS, dimension.sentences
+            scores = [s.score() for s in dimension.signals]
             assert np.median(scores) == 100.0
             assert min(scores) > 50
 
