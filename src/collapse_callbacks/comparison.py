@@ -94,19 +94,13 @@ class SampleView:
 
 class PooledView(SampleView):
     """The reference sample's rows followed by the candidate sample's, for the null
-    splits. Column arrays are the two views' own, concatenated (nothing is re-read)."""
+    splits. Column arrays are the two views' own, concatenated (nothing is re-read);
+    there is no pooled Arrow table: per-sample work goes through :class:`PerView`."""
 
     def __init__(self, reference: SampleView, candidate: SampleView) -> None:
         self.parts = (reference, candidate)
         self.rows = reference.rows + candidate.rows
         self._cache = {}
-
-    @cached_property
-    def table(self) -> pa.Table:
-        reference, candidate = (view.table for view in self.parts)
-        return pa.concat_tables(
-            [reference, candidate.select(reference.column_names)], promote_options="permissive"
-        )
 
     def _joined(self, key: tuple[str, str], read: Callable[[SampleView], np.ndarray]):
         if key not in self._cache:
@@ -155,9 +149,8 @@ class PerView(Generic[T]):
         build: Callable[[SampleView], T],
         join: Callable[[list[T]], T] = join_rows,
     ) -> None:
-        self._pooled = comparison.pooled_view
-        self._join = join
-        self._values = {id(view): build(view) for view in self._pooled.parts}
+        pooled = comparison.pooled_view
+        self._start(pooled, [build(view) for view in pooled.parts], join)
 
     @classmethod
     def of(
@@ -168,8 +161,14 @@ class PerView(Generic[T]):
         join: Callable[[list[T]], T] = join_rows,
     ) -> PerView[T]:
         """From values already built for the reference and the candidate."""
-        values = iter((reference, candidate))
-        return cls(comparison, lambda _: next(values), join)
+        out = cls.__new__(cls)
+        out._start(comparison.pooled_view, [reference, candidate], join)
+        return out
+
+    def _start(self, pooled: PooledView, values: list[T], join) -> None:
+        self._pooled = pooled
+        self._join = join
+        self._values = {id(view): value for view, value in zip(pooled.parts, values)}
 
     def samples(self) -> tuple[T, T]:
         """The reference's and the candidate's values."""

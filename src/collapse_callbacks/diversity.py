@@ -29,6 +29,8 @@ density, for information.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pyarrow.compute as pc
 from scipy.spatial.distance import pdist
@@ -51,7 +53,7 @@ from collapse_callbacks.dimensions.spectral import (
     percent,
     relative_loss,
 )
-from collapse_callbacks.profile.counting import dense_ids
+from collapse_callbacks.profile.counting import dense_ids, unique_counts
 from collapse_callbacks.profile.counting import distinct_count as count_distinct
 from collapse_callbacks.profile.rows import row_hashes
 from collapse_callbacks.profile.table import NEAR_DUPLICATE_DIGITS
@@ -99,14 +101,31 @@ def _hashes(view: SampleView, roles, digits: int | None) -> np.ndarray:
     return np.concatenate([row_hashes(batch, roles, digits) for batch in batches])
 
 
-def _value_ids(view: SampleView, column: str, role) -> np.ndarray:
-    """Dense ids of a column's values in one sample (-1 where missing)."""
-    hashes = _hashes(view, {column: role}, None)
-    _, ids = dense_ids(hashes)
-    missing = pc.is_null(view.table.column(column), nan_is_null=True)
-    ids = ids.astype(np.int64)
-    ids[np.asarray(missing.to_numpy(zero_copy_only=False), dtype=bool)] = -1
-    return ids
+@dataclass(frozen=True)
+class _ValueIds:
+    """Dense ids of a column's values in one sample (-1 where missing), and the value
+    hashes they index, ascending."""
+
+    ids: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def of(cls, view: SampleView, column: str, role) -> _ValueIds:
+        values, ids = dense_ids(_hashes(view, {column: role}, None))
+        missing = pc.is_null(view.table.column(column), nan_is_null=True)
+        ids[np.asarray(missing.to_numpy(zero_copy_only=False), dtype=bool)] = -1
+        return cls(ids, values)
+
+    @classmethod
+    def joined(cls, samples: list[_ValueIds]) -> _ValueIds:
+        """The samples' rows in one index (the pooled view's): each sample's values are
+        looked up among the union of them, so equal values share an id."""
+        values = unique_counts(np.concatenate([s.values for s in samples]))[0]
+        ids = [
+            np.where(s.ids >= 0, np.searchsorted(values, s.values)[np.maximum(s.ids, 0)], -1)
+            for s in samples
+        ]
+        return cls(np.concatenate(ids), values)
 
 
 def duplicate_rate(hashes: np.ndarray) -> float:
@@ -251,19 +270,19 @@ def _duplicate_signals(comparison: Comparison, statistics: dict[str, float]) -> 
 
 def _distinct_signals(comparison: Comparison, statistics: dict[str, float]) -> list[Signal]:
     columns = list(comparison.roles)
-    pooled = comparison.pooled_view
-    # Dense ids are per view: the pooled view's are its own, not the two joined.
     ids = {
         c: PerView(
             comparison,
-            lambda v, c=c: _value_ids(v, c, comparison.roles[c]),
-            lambda _, c=c: _value_ids(pooled, c, comparison.roles[c]),
+            lambda v, c=c: _ValueIds.of(v, c, comparison.roles[c]),
+            _ValueIds.joined,
         )
         for c in columns
     }
 
     def statistic(a: Part, b: Part) -> np.ndarray:
-        return np.array([[distinct_ratio(ids[c][p.view][p.rows]) for c in columns] for p in (b, a)])
+        return np.array(
+            [[distinct_ratio(ids[c][p.view].ids[p.rows]) for c in columns] for p in (b, a)]
+        )
 
     fig = Paired.from_calibrated(comparison.calibrate(statistic), "lower", relative=True)
     a, b = comparison.observed_parts
@@ -272,7 +291,9 @@ def _distinct_signals(comparison: Comparison, statistics: dict[str, float]) -> l
         if not fig.finite(j):
             continue
         value, reference = float(fig.value[j]), float(fig.reference[j])
-        (nb, rows_b), (na, rows_a) = (distinct_count(ids[column][p.view][p.rows]) for p in (b, a))
+        (nb, rows_b), (na, rows_a) = (
+            distinct_count(ids[column][p.view].ids[p.rows]) for p in (b, a)
+        )
         statistics[f"distinct_ratio[{column}]"] = value
         statistics[f"distinct_ratio_reference[{column}]"] = reference
         if na < MIN_DISTINCT_VALUES:
