@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import zlib
 from collections import defaultdict
 
 import numpy as np
+
+from .records import Records, add_arguments, saved_or_new
 
 LEVELS = (0.01, 0.05)
 
@@ -63,12 +64,11 @@ def _text_splits(names, sizes, ratios, repeats, seed, tokens: bool):
                 )
 
 
-def run(splits, alpha: float, out) -> list[dict]:
+def run(splits, alpha: float, records: Records) -> None:
     from threadpoolctl import threadpool_limits
 
     from collapse_callbacks import CollapseGate
 
-    records = []
     with threadpool_limits(1):
         for case_id, reference, candidate in splits:
             seed = zlib.crc32(case_id.encode())
@@ -81,12 +81,8 @@ def run(splits, alpha: float, out) -> list[dict]:
                 "shift": report.shift,
                 "p": [[s.name, s.p_value] for r in results for s in r.signals],
             }
-            records.append(record)
-            if out is not None:
-                out.write(json.dumps(record) + "\n")
-                out.flush()
+            records.add(record)
             print(f"{case_id}: collapsed={report.collapsed}", file=sys.stderr, flush=True)
-    return records
 
 
 def table(records: list[dict], top: int) -> str:
@@ -124,16 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alpha", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--top", type=int, default=15)
-    parser.add_argument("--out", help="write one JSON line per split")
-    parser.add_argument("--from-jsonl", nargs="*", help="print the table of saved runs")
+    add_arguments(parser, "split")
     args = parser.parse_args(argv)
-    if args.from_jsonl:
-        records = []
-        for path in args.from_jsonl:
-            with open(path) as saved:
-                records += [json.loads(line) for line in saved]
-        print(table(records, args.top))
-        return 0
     sizes = [int(s) for s in args.sizes.split(",")]
     ratios = [int(r) for r in args.ratios.split(",")]
     if args.text:
@@ -142,11 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     else:
         splits = _tabular_splits(args.datasets.split(","), sizes, ratios, args.repeats, args.seed)
-    if args.out:
-        with open(args.out, "w") as out:
-            records = run(splits, args.alpha, out)
-    else:
-        records = run(splits, args.alpha, None)
+    records = saved_or_new(args, lambda records: run(splits, args.alpha, records))
     print(table(records, args.top))
     return 0
 

@@ -14,20 +14,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from collections import defaultdict
 
 from . import cases, datasets
 from .generators import FAMILIES
+from .records import Records, add_arguments, saved_or_new
 
 
-def run(names, sizes, chains, fraction, generation, seed, out) -> list[dict]:
+def run(names, sizes, chains, fraction, generation, seed, records: Records) -> None:
     from threadpoolctl import threadpool_limits
 
     from collapse_callbacks import CollapseGate
 
-    records = []
     with threadpool_limits(1):
         for name in names:
             frame = datasets.load(name)
@@ -54,12 +53,8 @@ def run(names, sizes, chains, fraction, generation, seed, out) -> list[dict]:
                         "family": case.family,
                         "collapsed": report.collapsed,
                     }
-                    records.append(record)
-                    if out is not None:
-                        out.write(json.dumps(record) + "\n")
-                        out.flush()
+                    records.add(record)
                     print(f"{case.id} ({record['size']}): {report.collapsed}", file=sys.stderr)
-    return records
 
 
 def table(records: list[dict]) -> str:
@@ -86,26 +81,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fraction", type=float, default=0.3)
     parser.add_argument("--generation", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", help="write one JSON line per case")
-    parser.add_argument("--from-jsonl", nargs="*", help="print the table of saved runs")
+    add_arguments(parser, "case")
     args = parser.parse_args(argv)
-    if args.from_jsonl:
-        records = []
-        for path in args.from_jsonl:
-            with open(path) as saved:
-                records += [json.loads(line) for line in saved]
-    else:
-        sizes = [int(s) for s in args.sizes.split(",")]
-        names = args.datasets.split(",")
-        if args.out:
-            with open(args.out, "w") as out:
-                records = run(
-                    names, sizes, args.chains, args.fraction, args.generation, args.seed, out
-                )
-        else:
-            records = run(
-                names, sizes, args.chains, args.fraction, args.generation, args.seed, None
-            )
+    sizes = [int(s) for s in args.sizes.split(",")]
+    records = saved_or_new(
+        args,
+        lambda records: run(
+            args.datasets.split(","),
+            sizes,
+            args.chains,
+            args.fraction,
+            args.generation,
+            args.seed,
+            records,
+        ),
+    )
     print(table(records))
     return 0
 

@@ -15,9 +15,7 @@ the comparison is exact; only the aggregation differs.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import json
 import sys
 from collections import defaultdict
 
@@ -25,11 +23,12 @@ import numpy as np
 from scipy import stats
 
 from . import cases, datasets
+from .records import Records, add_arguments, saved_or_new
 
 GENERATIONS = tuple(range(1, 11))
 
 
-def run_chains(names: list[str], rows: int, chains: int, seed: int, out) -> list[dict]:
+def run_chains(names: list[str], rows: int, chains: int, seed: int, records: Records) -> None:
     from threadpoolctl import threadpool_limits
 
     from collapse_callbacks import CollapseGate
@@ -42,7 +41,6 @@ def run_chains(names: list[str], rows: int, chains: int, seed: int, out) -> list
         mixture_chains=0,
         generation_rows=rows,
     )
-    records = []
     with threadpool_limits(1):
         for name in names:
             frame = datasets.load(name)
@@ -59,12 +57,8 @@ def run_chains(names: list[str], rows: int, chains: int, seed: int, out) -> list
                     "generation": case.generation,
                     "dimension_scores": _dimension_scores(report),
                 }
-                records.append(record)
-                if out is not None:
-                    out.write(json.dumps(record) + "\n")
-                    out.flush()
+                records.add(record)
                 print(f"{case.id}: {report.score:.1f}", file=sys.stderr, flush=True)
-    return records
 
 
 def _dimension_scores(report) -> list[float]:
@@ -114,18 +108,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=2000, help="candidate rows per chain")
     parser.add_argument("--chains", type=int, default=1, help="chains per dataset and family")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", help="write one JSON line per report")
-    parser.add_argument("--from-jsonl", nargs="*", help="print the table of saved runs")
+    add_arguments(parser, "report")
     args = parser.parse_args(argv)
-    if args.from_jsonl:
-        records = []
-        for path in args.from_jsonl:
-            with open(path) as saved:
-                records += [json.loads(line) for line in saved]
-    else:
-        with contextlib.ExitStack() as stack:
-            out = stack.enter_context(open(args.out, "w")) if args.out else None
-            records = run_chains(args.datasets.split(","), args.rows, args.chains, args.seed, out)
+    records = saved_or_new(
+        args,
+        lambda records: run_chains(
+            args.datasets.split(","), args.rows, args.chains, args.seed, records
+        ),
+    )
     print(table(records))
     return 0
 
