@@ -49,16 +49,14 @@ def test_rows_repeated_twice_raise_duplicates_and_lower_distinct_ratios(breast_c
     half = rest.iloc[: len(rest) // 2]
     candidate = pd.concat([half, half]).sample(frac=1.0, random_state=0)
     result = evidence(reference, candidate)
-    # Over the whole candidate every row is there twice: exactly half are repeats.
-    assert result.statistics["candidate_duplicate_fraction"] == 0.5
-    assert result.statistics["candidate_duplicate_fraction_exact"] == 1.0
-    assert result.statistics["reference_duplicate_fraction"] == 0.0
     duplicates = signal(result, "duplicate_rate")
-    # 142 of the 284 candidate rows are matched: about a quarter of the pairs land whole.
-    assert 0.12 < duplicates.value < 0.35
-    assert duplicates.reference_value == pytest.approx(0.0, abs=0.01)
+    # Whole-data figures: every candidate row is there twice, so exactly half repeat an
+    # earlier one; the reference (284 rows, the same size) repeats none.
+    assert duplicates.value == 0.5
+    assert duplicates.reference_value == 0.0
+    assert result.statistics["duplicate_rate_rows"] == len(candidate)
     assert duplicates in fired(result)
-    assert "over the whole candidate 50% of rows are repeats" in duplicates.sentence
+    assert "50% of the candidate's rows repeat an earlier row exactly" in duplicates.sentence
     assert signal(result, "near_duplicate_rate") in fired(result)
     ratios = [s for s in result.signals if s.name == "distinct_ratio"]
     assert len(ratios) == 30  # the numeric columns; `target` has two values
@@ -143,5 +141,5 @@ def test_a_tiny_candidate_is_not_run_but_keeps_the_full_data_figures(penguins):
     result = evidence(penguins, pd.concat([penguins.iloc[:6]] * 2))
     assert result.signals == ()
     assert "at least 20" in result.not_run
-    assert result.statistics["candidate_duplicate_fraction"] == 0.5
-    assert result.statistics["reference_duplicate_fraction"] == 0.0
+    assert result.statistics["duplicate_rate"] == 0.5
+    assert result.statistics["duplicate_rate_reference"] == 0.0

@@ -1,18 +1,20 @@
 """The diversity analyzer: is the candidate as varied as the reference?
 
 Not one of the eight dimensions, but its evidence feeds the verdict the same way. Every
-signal is narrowing (one-sided: a more varied candidate is not collapsing), computed on
-the comparison's matched parts and calibrated against disjoint random splits of both samples pooled, of the
-same size. Each figure is also given for the reference itself, so a report can say
-"candidate 0.61 vs reference 0.93": for coverage and recall, which compare two parts,
-the mean over the null splits; for the one-part figures (duplicate rates, distinct
-ratios, Vendi) the matched reference part's own figure, compared as a difference (see
-:class:`~collapse_callbacks.dimensions.spectral.Paired`).
+signal is narrowing (one-sided: a more varied candidate is not collapsing). All but the
+duplicate rates are computed on the comparison's matched parts and calibrated against
+disjoint random splits of both samples pooled, of the same size. Each figure is also
+given for the reference itself, so a report can say "candidate 0.61 vs reference 0.93":
+for coverage and recall, which compare two parts, the mean over the null splits; for
+the one-part figures (distinct ratios, Vendi) the matched reference part's own figure,
+compared as a difference (see :class:`~collapse_callbacks.dimensions.spectral.Paired`).
 
-* ``duplicate_rate`` / ``near_duplicate_rate``: share of a part's rows that repeat an
-  earlier row of the part, exactly or with numbers rounded to
-  ``NEAR_DUPLICATE_DIGITS`` significant digits and text compared by its words only
-  (higher is worse).
+* ``duplicate_rate`` / ``near_duplicate_rate``: share of the rows that repeat an earlier
+  row, exactly or with numbers rounded to ``NEAR_DUPLICATE_DIGITS`` significant digits
+  and text compared by its words only (higher is worse). These two are whole-data
+  figures from the profiles' row hashes, compared at the smaller dataset's size and
+  tested against their standard errors (``dimensions/duplicates.py``): a sample of rows
+  keeps a repeated pair whole only with the square of its sampling rate.
 * ``distinct_ratio`` per column with at least ``MIN_DISTINCT_VALUES`` distinct values:
   distinct present values over present values.
 * ``coverage`` (Naeem et al. 2020, PRDC): share of reference rows whose k-NN ball
@@ -23,8 +25,7 @@ ratios, Vendi) the matched reference part's own figure, compared as a difference
   the rows (Friedman & Dieng 2023), the "effective number of distinct rows"; the kernel
   is approximated with random Fourier features, so it costs O(n * features).
 
-Statistics add the full-data duplicate fractions of both profiles and PRDC precision and
-density, for information.
+Statistics add PRDC precision and density, for information.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from scipy.spatial.distance import pdist
 from collapse_callbacks.comparison import Calibrated, Comparison, Part, PerView, SampleView
 from collapse_callbacks.data.roles import ColumnRole
 from collapse_callbacks.dimensions.base import DimensionEvidence, Signal, SignalKind
+from collapse_callbacks.dimensions.duplicates import compare_duplicates
 from collapse_callbacks.dimensions.entropy import (
     KNN_DISTANCE_FLOOR,
     MAX_NEIGHBOUR_DIMENSIONS,
@@ -54,7 +56,6 @@ from collapse_callbacks.dimensions.spectral import (
     relative_loss,
 )
 from collapse_callbacks.profile.counting import dense_ids, unique_counts
-from collapse_callbacks.profile.counting import distinct_count as count_distinct
 from collapse_callbacks.profile.rows import row_hashes
 from collapse_callbacks.profile.table import NEAR_DUPLICATE_DIGITS
 
@@ -128,10 +129,6 @@ class _ValueIds:
         return cls(np.concatenate(ids), values)
 
 
-def duplicate_rate(hashes: np.ndarray) -> float:
-    return 1.0 - count_distinct(hashes) / len(hashes) if len(hashes) else np.nan
-
-
 def distinct_count(ids: np.ndarray) -> tuple[int, int]:
     """Distinct present values and present values."""
     ids = ids[ids >= 0]
@@ -182,86 +179,47 @@ class RandomFourierVendi:
         return float(np.exp(-(p * np.log(p)).sum()))
 
 
-def _full_data_statistics(comparison: Comparison) -> dict[str, float]:
-    statistics: dict[str, float] = {}
-    for side, profile in (("reference", comparison.reference), ("candidate", comparison.candidate)):
-        for key, state in (
-            ("duplicate", getattr(profile, "duplicates", None)),
-            ("near_duplicate", getattr(profile, "near_duplicates", None)),
-        ):
-            if state is None:
-                continue
-            statistics[f"{side}_{key}_fraction"] = float(state.duplicate_fraction())
-            statistics[f"{side}_{key}_fraction_exact"] = float(state.exact)
-    return statistics
-
-
 def _duplicate_signals(comparison: Comparison, statistics: dict[str, float]) -> list[Signal]:
-    roles = comparison.roles
-    exact = PerView(comparison, lambda v: _hashes(v, roles, None))
-    near = PerView(comparison, lambda v: _hashes(v, roles, NEAR_DUPLICATE_DIGITS))
-
-    def statistic(a: Part, b: Part) -> np.ndarray:
-        return np.array(
-            [
-                [duplicate_rate(exact[p.view][p.rows]) for p in (b, a)],
-                [duplicate_rate(near[p.view][p.rows]) for p in (b, a)],
-            ]
-        ).T
-
-    cal = comparison.calibrate(statistic)
-    rows = comparison.matched_rows
-    # The binomial spread of the difference of two rates, at least one row in ``rows``:
-    # samples whose splits never repeat a row must not turn a single candidate
-    # repeat into certainty.
-    base = np.maximum(np.atleast_2d(cal.null_mean)[1], 1.0 / rows)
-    fig = Paired.from_calibrated(
-        cal, "higher", relative=False, min_spread=np.sqrt(2.0 * base / rows)
-    )
-    signals = []
-    roles = set(comparison.roles.values())
+    """Exact and near-duplicate rows over both whole datasets (``dimensions/duplicates``)."""
     loosely = []
+    roles = set(comparison.roles.values())
     if ColumnRole.NUMERIC in roles:
         loosely.append(f"numbers rounded to {NEAR_DUPLICATE_DIGITS} significant digits")
     if ColumnRole.TEXT in roles:
         loosely.append("text compared by its words only")
     specs = (
-        ("duplicate_rate", "duplicate", "repeat another row exactly", DUPLICATE_TOLERANCE),
+        ("duplicate_rate", "duplicates", "repeat an earlier row exactly", DUPLICATE_TOLERANCE),
         (
             "near_duplicate_rate",
-            "near_duplicate",
-            "repeat another row" + (f" with {' and '.join(loosely)}" if loosely else ""),
+            "near_duplicates",
+            "repeat an earlier row" + (f" with {' and '.join(loosely)}" if loosely else ""),
             NEAR_DUPLICATE_TOLERANCE,
         ),
     )
-    for j, (name, key, what, tolerance) in enumerate(specs):
-        value, reference = float(fig.value[j]), float(fig.reference[j])
-        statistics[name] = value
-        statistics[f"{name}_reference"] = reference
+    signals = []
+    for name, attribute, what, tolerance in specs:
+        reference = getattr(comparison.reference, attribute)
+        candidate = getattr(comparison.candidate, attribute)
+        test = compare_duplicates([reference], [candidate])
+        statistics[name] = test.value
+        statistics[f"{name}_reference"] = test.reference
+        statistics[f"{name}_rows"] = float(test.rows)
+        estimated = "" if reference.exact and candidate.exact else ", estimated from row hashes"
         sentence = (
-            f"{percent(value)} of the candidate's {rows} matched rows {what} "
-            # The reference figure is moved by the null's mean difference, which can
-            # take a rate of 0 a hair below 0.
-            f"(reference {percent(max(reference, 0.0))})"
+            f"{percent(test.value)} of the candidate's rows {what} (reference "
+            f"{percent(test.reference)}; both at {test.rows:,} rows{estimated})"
         )
-        whole = statistics.get(f"candidate_{key}_fraction")
-        if whole is not None:
-            estimated = "" if statistics[f"candidate_{key}_fraction_exact"] else " (estimated)"
-            sentence += (
-                f"; over the whole candidate {percent(whole)} of rows are repeats{estimated}, "
-                f"reference {percent(statistics[f'reference_{key}_fraction'])}"
-            )
         signals.append(
             Signal(
                 name=name,
                 kind=SignalKind.NARROWING,
                 column=None,
-                value=value,
-                reference_value=reference,
-                effect=float(fig.effect[j]),
+                value=test.value,
+                reference_value=test.reference,
+                effect=test.effect,
                 tolerance=tolerance,
-                noise=float(fig.noise[j]),
-                p_value=float(fig.p_value[j]),
+                noise=test.noise,
+                p_value=test.p_value,
                 sentence=sentence,
             )
         )
@@ -433,13 +391,15 @@ def _vendi_signal(
 
 
 def run(comparison: Comparison) -> DimensionEvidence:
-    statistics = _full_data_statistics(comparison)
+    statistics: dict[str, float] = {}
     if not comparison.roles:
         return DimensionEvidence(NAME, statistics=statistics, not_run="no columns to compare")
+    # Whole-data figures, which need no calibration: kept for information when the
+    # samples are too small for the rest.
+    signals = _duplicate_signals(comparison, statistics)
     if not comparison.can_calibrate:
         return DimensionEvidence(NAME, statistics=statistics, not_run=not_calibratable(comparison))
     statistics["matched_rows"] = float(comparison.matched_rows)
-    signals = _duplicate_signals(comparison, statistics)
     signals += _distinct_signals(comparison, statistics)
     encoded = ProjectedRows(EncodedRows(comparison), MAX_NEIGHBOUR_DIMENSIONS)
     if encoded.width:

@@ -115,6 +115,31 @@ def test_repeated_documents_raise_near_duplicates(paragraphs):
     assert "near_duplicate_documents" in _firing(evidence)
 
 
+def test_near_copies_spread_beyond_the_row_sample_are_counted_over_the_whole_data(paragraphs):
+    # 600 real documents plus a near copy (one word dropped) of 300 of them, against 600
+    # other real documents, with a row sample far smaller than the data: a sample keeps
+    # a pair whole only with the square of its rate, the streaming pass sees them all.
+    rng = np.random.default_rng(2)
+    reference, real = paragraphs[:600], paragraphs[600:1200]
+    copies = []
+    for doc in real[:300]:
+        words = doc.split()
+        drop = rng.integers(len(words))
+        copies.append(" ".join(words[:drop] + words[drop + 1 :]))
+    candidate = [(real + copies)[i] for i in rng.permutation(900)]
+    gate = CollapseGate(reference=_table(reference), sample_rows=200)
+    comparison, _ = gate.compare(_table(candidate))
+    assert comparison.matched_rows == 100
+    near = _signal(sequences.evidence_by_dimension(comparison), "near_duplicate_documents")
+    # Compared at the reference's 600 documents: about (2/3)^2 of the pairs kept whole.
+    assert near.value > near.reference_value + 0.08
+    assert near.p_value < 1e-6
+    assert "both at 600" in near.sentence
+    report = gate.check(_table(candidate))
+    assert report.collapsed
+    assert "near_duplicate_documents" in [s.name for s in report.diversity.firing]
+
+
 def test_truncated_vocabulary_loses_rare_vocabulary(paragraphs):
     half = len(paragraphs) // 2
     reference = paragraphs[:half]
@@ -298,7 +323,7 @@ def test_bad_sequence_inputs_get_clear_errors_or_documented_handling(paragraphs)
     # Empty strings are documents without words: a candidate of them repeats itself.
     report = CollapseGate(reference=_table(paragraphs[:400])).check(_table([""] * 200))
     assert report.collapsed
-    assert any("repeat another row" in r for r in report.reasons)
+    assert any("repeat an earlier row" in r for r in report.reasons)
 
 
 def test_invalid_utf8_in_a_file_is_a_data_error(paragraphs, tmp_path):

@@ -135,3 +135,56 @@ def test_near_duplicate_text_ignores_case_punctuation_and_spacing():
     exact = row_hashes(batch, roles)
     assert near[0] == near[1] == near[2] != near[3]
     assert len(set(exact.tolist())) == 4
+
+
+def test_duplicates_at_a_smaller_size_thin_the_groups_in_expectation():
+    rng = np.random.default_rng(3)
+    base = rng.integers(0, 2**63, size=5_000, dtype=np.int64).astype(np.uint64)
+    state = DuplicateState()
+    state.update(np.concatenate([base, base]))  # every row twice
+    assert state.rows == 10_000
+    whole = state.at_size(10_000)
+    assert whole.fraction == 0.5 and whole.rows == 10_000
+    # Half the rows kept: a pair survives whole a quarter of the time, so a group is
+    # present with probability 3/4 and holds one row on average.
+    half = state.at_size(5_000)
+    assert half.fraction == pytest.approx(0.25) and half.rows == 5_000
+    # Identical groups: nothing varies between them, so what is left is the thinning's
+    # own randomness: per pair 3/16 - 2 (3/4)(1/4) + (3/4)^2 / 2 = 3/32, over 5,000^2.
+    assert whole.variance == pytest.approx(0.0, abs=1e-15)
+    assert half.variance == pytest.approx(3 / 32 / 5_000)
+    rows = np.arange(5_000).repeat(2)
+    realized = [
+        1 - len(np.unique(rng.choice(rows, 5_000, replace=False))) / 5_000 for _ in range(400)
+    ]
+    assert np.std(realized) == pytest.approx(np.sqrt(half.variance), rel=0.25)
+    # A larger size than the data is the data itself.
+    assert state.at_size(50_000).fraction == 0.5
+    # Sampled by hash, the figures estimate the same and know the rows offered.
+    sampled = DuplicateState(capacity=2048)
+    for chunk in np.array_split(np.concatenate([base, base]), 5):
+        sampled.update(chunk)
+    assert sampled.level > 0 and sampled.rows == 10_000
+    assert sampled.at_size(5_000).fraction == pytest.approx(0.25, abs=0.01)
+    merged = DuplicateState().merge(state)
+    assert merged.rows == 10_000
+
+
+def test_states_sampled_at_different_levels_are_compared_on_the_same_values():
+    from collapse_callbacks.dimensions.duplicates import compare_duplicates
+
+    rng = np.random.default_rng(4)
+    values = rng.integers(0, 2**63, size=20_000, dtype=np.int64).astype(np.uint64)
+    large, small = DuplicateState(capacity=4096), DuplicateState()
+    large.update(values[:16_000])
+    small.update(np.concatenate([values[16_000:18_000]] * 2))  # every row twice
+    assert large.level > 0 and small.level == 0
+    coarse = small.coarsened(large.level)
+    assert coarse.rows == small.rows and np.all(coarse.hashes <= large._limit())
+    assert small.coarsened(0) is small
+    test = compare_duplicates([large], [small])
+    assert test.rows == 4_000 and test.reference == pytest.approx(0.0, abs=1e-12)
+    assert test.value == pytest.approx(0.5, abs=0.03)  # estimated from a hash sample
+    assert test.p_value < 1e-9
+    same = compare_duplicates([small], [small])
+    assert same.effect == 0.0 and same.p_value == 0.5

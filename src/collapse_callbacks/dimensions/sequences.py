@@ -26,10 +26,14 @@ Per column, by dimension (``SIGNALS``):
 * diversity (narrowing): ``repeated_ngrams`` (share of trigrams that repeat an earlier
   trigram of their own document), ``repeated_lines`` (share of a text's non-blank lines
   that repeat an earlier line of their document), ``document_echo`` (mean TF-IDF cosine
-  of each document to the most similar other one), ``near_duplicate_documents`` (MinHash over word
-  trigrams, ``MINHASH_PERMUTATIONS`` hashes in ``LSH_BANDS`` bands, pairs confirmed at an
-  estimated Jaccard similarity of ``NEAR_DUPLICATE_JACCARD``) and ``compression_ratio``
-  (zlib size over raw size of the side's documents: repetitive text compresses better).
+  of each document to the most similar other one), ``near_duplicate_documents`` and
+  ``compression_ratio`` (zlib size over raw size of the side's documents: repetitive
+  text compresses better). ``near_duplicate_documents`` is the one whole-data figure:
+  the share of all documents that repeat an earlier document's MinHash band key
+  (:mod:`~collapse_callbacks.profile.minhash`), counted in the streaming pass and
+  compared at the smaller column's size (:mod:`~collapse_callbacks.dimensions.duplicates`),
+  because a sample of documents keeps a near-duplicate pair whole only with the square
+  of its sampling rate.
 * spectral coherence: ``sequence_spectrum`` (structure, two-sided): the power spectrum
   along the sequence axis of each document's units under a fixed random +-1 embedding
   (``SPECTRUM_EMBEDDING`` hashed dimensions, ``numpy.fft.rfft`` over windows of the
@@ -65,9 +69,11 @@ import numpy as np
 from collapse_callbacks.comparison import Calibrated, Comparison, Part, PerView, SampleView
 from collapse_callbacks.data.roles import ColumnRole
 from collapse_callbacks.dimensions.base import Signal, SignalKind
+from collapse_callbacks.dimensions.duplicates import compare_duplicates
 from collapse_callbacks.dimensions.kernel_test import mmd_test, permutations_for
 from collapse_callbacks.dimensions.spectral import Paired, percent
 from collapse_callbacks.profile.counting import dense_ids, distinct_count, unique_counts
+from collapse_callbacks.profile.minhash import BAND_WIDTH
 from collapse_callbacks.profile.rows import _mix
 from collapse_callbacks.profile.sequences import (
     Units,
@@ -84,10 +90,6 @@ from collapse_callbacks.profile.sequences import (
 # split, so this bounds the cost).
 SEQUENCE_ROWS = 2000
 HEAD_MASS = 0.8
-MINHASH_PERMUTATIONS = 32
-LSH_BANDS = 8
-NEAR_DUPLICATE_JACCARD = 0.7
-SHINGLE_N = 3
 SPECTRUM_EMBEDDING = 4
 COMPRESSION_BYTES = 200_000
 ECHO_ROWS = 1000  # documents per side for the pairwise similarities
@@ -139,7 +141,6 @@ _LOWER_RELATIVE = (
 _HIGHER_ABSOLUTE = (
     "repeated_ngrams",
     "repeated_lines",
-    "near_duplicate_documents",
     "document_echo",
 )
 _HIGHER_RELATIVE = ("zipf_steepness",)
@@ -147,7 +148,7 @@ _EITHER = ("ngram_log_likelihood",)
 _TWO_SAMPLE = ("vocabulary_divergence", "sequence_spectrum", "length_distribution")
 FIGURES = _LOWER_RELATIVE + _HIGHER_ABSOLUTE + _HIGHER_RELATIVE + _EITHER + _TWO_SAMPLE
 
-KIND = {name: SignalKind.NARROWING for name in FIGURES}
+KIND = {name: SignalKind.NARROWING for name in (*FIGURES, "near_duplicate_documents")}
 KIND.update(
     {
         "vocabulary_divergence": SignalKind.SHIFT,
@@ -185,7 +186,7 @@ SEQUENCE_ROLES = (ColumnRole.TEXT, ColumnRole.TOKENS)
 
 class SequenceView:
     """One column of one sample as units (every row, empty where missing), with the
-    raw bytes compression needs and the MinHash signature of every document."""
+    raw bytes compression needs and the TF-IDF rows of every document."""
 
     def __init__(
         self,
@@ -210,7 +211,6 @@ class SequenceView:
             self.raw = [
                 ids[s:e].tobytes() for s, e in zip(self.units.offsets[:-1], self.units.offsets[1:])
             ]
-        self.signatures, self.signed = minhash_signatures(self.units)
         self.tfidf, self.idf = tfidf_matrix(self.units, idf)
 
     @classmethod
@@ -224,8 +224,6 @@ class SequenceView:
         out.words = {k: w for v in views for k, w in v.words.items()}
         out.raw = [r for v in views for r in v.raw]
         out.lines = np.vstack([v.lines for v in views])
-        out.signatures = np.concatenate([v.signatures for v in views])
-        out.signed = np.concatenate([v.signed for v in views])
         out.tfidf = sparse.vstack([v.tfidf for v in views]).tocsr()
         out.idf = views[0].idf
         return out
@@ -266,61 +264,6 @@ def _aligned(present: Units, valid: np.ndarray) -> Units:
     offsets = np.zeros(len(valid) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     return Units(offsets, present.ids)
-
-
-def minhash_signatures(units: Units) -> tuple[np.ndarray, np.ndarray]:
-    """``[documents, MINHASH_PERMUTATIONS]`` MinHash of each document's word trigrams
-    (its units, when shorter), and which documents have any shingle."""
-    n = units.documents
-    signatures = np.full((n, MINHASH_PERMUTATIONS), np.iinfo(np.uint64).max, dtype=np.uint64)
-    shingles, document = ngram_hashes(units, SHINGLE_N)
-    lengths = units.lengths
-    short = np.flatnonzero((lengths > 0) & (lengths < SHINGLE_N))
-    if len(short):
-        extra = units.take(short)
-        words, which = ngram_hashes(extra, 1)
-        shingles = np.concatenate([shingles, words])
-        document = np.concatenate([document, short[which]])
-    if len(shingles) == 0:
-        return signatures, np.zeros(n, dtype=bool)
-    order = np.argsort(document, kind="stable")
-    shingles, document = shingles[order], document[order]
-    starts = np.flatnonzero(np.r_[True, document[1:] != document[:-1]])
-    owners = document[starts]
-    with np.errstate(over="ignore"):
-        for k in range(MINHASH_PERMUTATIONS):
-            seed = _mix(np.array([k + 1], dtype=np.uint64) * np.uint64(0x632BE59BD9B4E019))
-            hashed = _mix(shingles ^ seed)
-            signatures[owners, k] = np.minimum.reduceat(hashed, starts)
-    signed = np.zeros(n, dtype=bool)
-    signed[owners] = True
-    return signatures, signed
-
-
-def near_duplicate_share(signatures: np.ndarray, signed: np.ndarray) -> float:
-    """Share of the documents with a near duplicate among the others (LSH bands, pairs
-    confirmed by the share of equal MinHash values)."""
-    rows = np.flatnonzero(signed)
-    if len(rows) < 2:
-        return 0.0
-    sig = signatures[rows]
-    per_band = MINHASH_PERMUTATIONS // LSH_BANDS
-    flagged = np.zeros(len(rows), dtype=bool)
-    with np.errstate(over="ignore"):
-        for band in range(LSH_BANDS):
-            block = sig[:, band * per_band : (band + 1) * per_band]
-            key = np.full(len(rows), np.uint64(band + 1))
-            for j in range(per_band):
-                key = _mix(key * np.uint64(0x100000001B3) + block[:, j])
-            order = np.argsort(key, kind="stable")
-            same = key[order][1:] == key[order][:-1]
-            if not same.any():
-                continue
-            left, right = order[:-1][same], order[1:][same]
-            agree = (sig[left] == sig[right]).mean(axis=1) >= NEAR_DUPLICATE_JACCARD
-            flagged[left[agree]] = True
-            flagged[right[agree]] = True
-    return float(flagged.sum() / len(signed))
 
 
 # -- the figures of one pair of parts ---------------------------------------------------
@@ -533,7 +476,6 @@ class SequenceColumn:
                 rare_coverage(cross_units, rare),
                 repeated / total if total else float("nan"),
                 _share(view.lines[part.rows]),
-                near_duplicate_share(view.signatures[part.rows], view.signed[part.rows]),
                 document_echo(view.tfidf, part.rows[:ECHO_ROWS]),
                 -zipf_slope(counts),
                 model.mean_log_likelihood(cross_units),
@@ -621,11 +563,43 @@ def column_evidence(comparison: Comparison, column: str) -> dict[str, list[Signa
                 sentence=_sentence(name, column, value, reference, effect, sequence, comparison),
             )
             out.setdefault(DIMENSION_OF[name], []).append(signal)
+    near = near_duplicate_documents(comparison, column)
+    if near is not None:
+        out.setdefault(DIMENSION_OF[near.name], []).append(near)
     for test in (text_classifier, text_mmd):
         signal = test(comparison, column)
         if signal is not None:
             out.setdefault("generalization_gap", []).append(signal)
     return out
+
+
+def near_duplicate_documents(comparison: Comparison, column: str) -> Signal | None:
+    """The whole-data near-duplicate document rates of both sides at the smaller one's
+    size (None for profiles stored before the streaming pass counted them)."""
+    reference = comparison.reference.states[column].documents
+    candidate = comparison.candidate.states[column].documents
+    if reference is None or candidate is None:
+        return None
+    if reference.documents == 0 or candidate.documents == 0:
+        return None
+    test = compare_duplicates(reference.bands, candidate.bands)
+    return Signal(
+        name="near_duplicate_documents",
+        kind=KIND["near_duplicate_documents"],
+        column=column,
+        value=test.value,
+        reference_value=test.reference,
+        effect=test.effect,
+        tolerance=TOLERANCES["near_duplicate_documents"],
+        noise=test.noise,
+        p_value=test.p_value,
+        sentence=(
+            f"{percent(test.value)} of `{column}`'s documents near-duplicate an earlier one "
+            f"(reference {percent(test.reference)}; all documents, both at {test.rows:,}; "
+            f"MinHash bands of {BAND_WIDTH} word-trigram hashes, shared by a pair with "
+            "Jaccard similarity 0.9 73% of the time, 0.5 13%)"
+        ),
+    )
 
 
 def tfidf_matrix(units: Units, idf: np.ndarray | None = None):
@@ -794,8 +768,6 @@ def _sentence(name, column, value, reference, effect, sequence, comparison) -> s
         return f"{percent(value)} of {c}'s lines repeat an earlier line of the same document (reference {percent(reference)})"
     if name == "document_echo":
         return f"{c}'s documents echo each other: mean TF-IDF cosine to the closest other document {value:.3f} (reference {reference:.3f})"
-    if name == "near_duplicate_documents":
-        return f"{percent(value)} of {c}'s documents have a near duplicate (MinHash Jaccard >= {NEAR_DUPLICATE_JACCARD}; reference {percent(reference)})"
     if name == "compression_ratio":
         return f"{c} compresses {percent(effect)} better than the reference (zlib ratio {value:.3g} vs {reference:.3g}): repetitive text"
     if name == "sequence_spectrum":

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from collapse_callbacks.data.roles import ColumnRole
+from collapse_callbacks.profile.minhash import DocumentDuplicates
 from collapse_callbacks.profile.moments import Moments
 from collapse_callbacks.profile.sequences import SequenceState, text_units, token_units
 from collapse_callbacks.profile.sketch import QuantileSketch
@@ -129,6 +130,7 @@ class TextSummary(ColumnSummary):
     max_chars: float | None
     mean_words: float | None
     vocabulary: dict = field(default_factory=dict)
+    near_duplicate_documents: float | None = None
 
     def describe(self) -> str:
         distinct = f"{self.distinct}" if self.distinct_exact else f">= {self.distinct}"
@@ -136,6 +138,7 @@ class TextSummary(ColumnSummary):
             f"{distinct} distinct  mean {_fmt(self.mean_chars)} chars / {_fmt(self.mean_words)} words"
             f"  longest {_fmt(self.max_chars)}  empty {self.empty}"
             + _describe_vocabulary(self.vocabulary)
+            + _describe_near_duplicates(self.near_duplicate_documents)
         )
 
 
@@ -148,12 +151,19 @@ class TokenSummary(ColumnSummary):
     min_token: int | None
     max_token: int | None
     vocabulary: dict = field(default_factory=dict)
+    near_duplicate_documents: float | None = None
 
     def describe(self) -> str:
         return (
             f"{self.tokens} tokens in {self.sequences} sequences  mean length {_fmt(self.mean_length)}"
-            f"  ids {self.min_token}..{self.max_token}" + _describe_vocabulary(self.vocabulary)
+            f"  ids {self.min_token}..{self.max_token}"
+            + _describe_vocabulary(self.vocabulary)
+            + _describe_near_duplicates(self.near_duplicate_documents)
         )
+
+
+def _describe_near_duplicates(share: float | None) -> str:
+    return "" if share is None else f"  near-duplicate documents {share:.1%}"
 
 
 def _describe_vocabulary(vocabulary: dict) -> str:
@@ -314,17 +324,22 @@ class CategoricalState:
 
 
 class TextState:
+    documents: DocumentDuplicates | None = None  # class default: states stored before it
+
     def __init__(self) -> None:
         self.nulls = self.empty = 0
         self.chars = Moments()
         self.words = Moments()
         self.values = _DistinctValues()
         self.sequence = SequenceState()
+        self.documents = DocumentDuplicates()
 
     def update(self, array: pa.Array) -> None:
         self.nulls += array.null_count
         present = array.drop_null()
-        self.sequence.update(text_units(present))
+        units = text_units(present)
+        self.sequence.update(units)
+        self.documents.update(units)
         chars = _as_float64(pc.utf8_length(present))
         self.empty += int((chars == 0).sum())
         self.chars.update(chars)
@@ -341,6 +356,7 @@ class TextState:
         merged.words = self.words.merge(other.words)
         merged.values = self.values.merge(other.values)
         merged.sequence = self.sequence.merge(other.sequence)
+        merged.documents = _merge_documents(self.documents, other.documents)
         return merged
 
     @property
@@ -359,7 +375,18 @@ class TextState:
             max_chars=self.chars.summary()["max"],
             mean_words=self.words.summary()["mean"],
             vocabulary=asdict(self.sequence.result()),
+            near_duplicate_documents=_near_duplicates(self.documents),
         )
+
+
+def _merge_documents(a: DocumentDuplicates | None, b: DocumentDuplicates | None):
+    return None if a is None or b is None else a.merge(b)
+
+
+def _near_duplicates(documents: DocumentDuplicates | None) -> float | None:
+    if documents is None or documents.documents == 0:
+        return None
+    return documents.fraction()
 
 
 def _hash_strings(array: pa.Array) -> np.ndarray:
@@ -401,19 +428,24 @@ class TokenState:
     tokens); they count in ``lengths`` and ``ids`` (what the model sees) but are never
     units of the vocabulary and sequence statistics."""
 
+    documents: DocumentDuplicates | None = None  # class default: states stored before it
+
     def __init__(self, ignore: frozenset[int] = frozenset()) -> None:
         self.nulls = 0
         self.lengths = Moments()
         self.ids = Moments()
         self.ignore = sorted(ignore)
         self.sequence = SequenceState()
+        self.documents = DocumentDuplicates()
 
     def update(self, array: pa.Array) -> None:
         self.nulls += array.null_count
         lengths, flat = _list_values(array)
         self.lengths.update(lengths.astype(np.float64))
         self.ids.update(_as_float64(flat))
-        self.sequence.update(token_units(array, frozenset(self.ignore)))
+        units = token_units(array, frozenset(self.ignore))
+        self.sequence.update(units)
+        self.documents.update(units)
 
     def merge(self, other: TokenState) -> TokenState:
         merged = TokenState(frozenset(self.ignore) | frozenset(other.ignore))
@@ -421,6 +453,7 @@ class TokenState:
         merged.lengths = self.lengths.merge(other.lengths)
         merged.ids = self.ids.merge(other.ids)
         merged.sequence = self.sequence.merge(other.sequence)
+        merged.documents = _merge_documents(self.documents, other.documents)
         return merged
 
     @property
@@ -439,6 +472,7 @@ class TokenState:
             min_token=None if ids["min"] is None else int(ids["min"]),
             max_token=None if ids["max"] is None else int(ids["max"]),
             vocabulary=asdict(self.sequence.result()),
+            near_duplicate_documents=_near_duplicates(self.documents),
         )
 
 

@@ -207,9 +207,12 @@ class DuplicateState:
     ``level`` is 0 the figures are exact.
     """
 
+    seen = -1  # class default: states stored before the total was kept (-1 = unknown)
+
     def __init__(self, capacity: int = 1 << 18) -> None:
         self.capacity = capacity
         self.level = 0
+        self.seen = 0  # every row offered, kept or not
         self.hashes = np.empty(0, dtype=np.uint64)
         self.counts = np.empty(0, dtype=np.int64)
 
@@ -217,6 +220,7 @@ class DuplicateState:
         return _MASK64 >> np.uint64(self.level)
 
     def update(self, hashes: np.ndarray) -> None:
+        self.seen += len(hashes)
         self._absorb(hashes, np.ones(len(hashes), dtype=np.int64))
 
     def _absorb(self, hashes: np.ndarray, counts: np.ndarray) -> None:
@@ -232,6 +236,7 @@ class DuplicateState:
     def merge(self, other: DuplicateState) -> DuplicateState:
         merged = DuplicateState(self.capacity)
         merged.level = max(self.level, other.level)
+        merged.seen = self.seen + other.seen if min(self.seen, other.seen) >= 0 else -1
         merged._absorb(self.hashes, self.counts)
         merged._absorb(other.hashes, other.counts)
         return merged
@@ -244,6 +249,65 @@ class DuplicateState:
         """Share of rows that repeat an earlier row (0 when all rows are distinct)."""
         rows = int(self.counts.sum())
         return 1.0 - len(self.counts) / rows if rows else 0.0
+
+    @property
+    def rows(self) -> int:
+        """Rows offered: exact, or estimated from the kept ones for old stored states."""
+        if self.seen >= 0:
+            return self.seen
+        return int(self.counts.sum()) << self.level
+
+    def coarsened(self, level: int) -> DuplicateState:
+        """This state as if its hash sample were ``level``'s (the same or coarser): two
+        states coarsened to one level hold the same groups of equal rows, so their
+        figures are compared on one sample of the data's values, not on two."""
+        if level <= self.level:
+            return self
+        out = DuplicateState(self.capacity)
+        out.level, out.seen = level, self.seen
+        keep = self.hashes <= out._limit()
+        out.hashes, out.counts = self.hashes[keep], self.counts[keep]
+        return out
+
+    def at_size(self, rows: int) -> DuplicateFigure:
+        """The duplicate fraction a dataset of ``rows`` rows drawn like this one would
+        show, from this one's groups of equal rows, and its sampling variance.
+
+        Duplicates grow with size (more rows, more chances to repeat one), so datasets of
+        different sizes are compared at the smaller size: each row is kept with
+        probability ``p = rows / self.rows``, and a group of ``c`` equal rows contributes
+        ``c p`` rows and ``1 - (1 - p)^c`` distinct values in expectation. The fraction
+        is a ratio of sums over groups; its variance is the linearized (delta-method)
+        one with the groups as independent units, which covers both the hash sampling
+        of groups and the draw of the data (counts as independent Poisson variables)."""
+        total = self.rows
+        if total <= 0 or len(self.counts) == 0:
+            return DuplicateFigure(0.0, 0.0, 0)
+        keep = min(1.0, rows / total)
+        counts = self.counts.astype(np.float64)
+        present = -np.expm1(counts * np.log1p(-keep)) if keep < 1.0 else np.ones_like(counts)
+        kept = counts * keep
+        distinct_share = present.sum() / kept.sum()
+        residual = present - distinct_share * kept
+        variance = (residual**2).sum() / kept.sum() ** 2
+        if keep < 1.0:
+            # Plus the thinning's own randomness (which rows a dataset of ``rows`` holds),
+            # so that the figure varies like one of a dataset that size: linearized over
+            # groups present (q) and rows kept, with the hash sample's rate.
+            q = present
+            thinning = q * (1 - q) - 2 * distinct_share * kept * (1 - q)
+            thinning += distinct_share**2 * kept * (1 - keep)
+            variance += max(thinning.sum(), 0.0) / kept.sum() ** 2 / float(1 << self.level)
+        return DuplicateFigure(float(1.0 - distinct_share), float(variance), min(rows, total))
+
+
+@dataclass(frozen=True)
+class DuplicateFigure:
+    """A duplicate fraction at a given size, with its sampling variance."""
+
+    fraction: float
+    variance: float
+    rows: int
 
 
 class RowSample:

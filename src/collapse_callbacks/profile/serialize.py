@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from collapse_callbacks.data.roles import ColumnRole
 from collapse_callbacks.errors import DataError
-from collapse_callbacks.profile import columns, moments, rows, sequences, sketch, table
+from collapse_callbacks.profile import columns, minhash, moments, rows, sequences, sketch, table
 
 MAGIC = b"CCPROF1\n"
 
@@ -33,6 +33,7 @@ _TYPES = {
         columns.TokenState,
         columns.VectorState,
         columns._DistinctValues,
+        minhash.DocumentDuplicates,
         moments.Moments,
         sketch.QuantileSketch,
         rows.DuplicateState,
