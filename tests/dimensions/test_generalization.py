@@ -60,6 +60,20 @@ def test_a_real_filter_is_explained_as_a_selection_on_its_column(digits):
     assert "follow from the selection on `pixel_5_2`" in report.reasons[-1]
 
 
+def test_matching_keeps_enough_rows_to_explain_a_filter_on_a_small_dataset(breast_cancer):
+    # 284 reference rows; the candidate keeps the rows above the 30th percentile of
+    # `mean radius`. Both sides matched on its deciles keep the overlap, about 70% of
+    # the reference: rejection sampling of the reference alone kept too few to learn.
+    reference, rest = split(breast_cancer)
+    kept = rest[rest["mean radius"] > np.percentile(rest["mean radius"], 30)]
+    result = evidence(reference, kept)
+    assert result.statistics["selection_rows"] > 0.5 * len(kept)
+    assert result.statistics["selection_explains"] == 1.0
+    (selection,) = [s for s in result.signals if s.name == "one_column_selection"]
+    assert selection.column in {"mean radius", "mean perimeter", "mean area"}  # collinear
+    assert "matching the two sides' rows on that column's deciles" in selection.sentence
+
+
 def test_a_narrowed_candidate_is_not_explained_as_a_selection(digits):
     reference, candidate = split(digits)
     pixels = [c for c in digits.columns if c.startswith("pixel")]

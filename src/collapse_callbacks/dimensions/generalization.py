@@ -38,8 +38,8 @@ AUC_TOLERANCE = 0.05
 # One column's own AUC edge (|AUC - 0.5|) at this share of the classifier's or more:
 # the classifier learned little beyond that column.
 ONE_COLUMN_SHARE = 0.8
-# The selection test (see _selection): the classifier's edge left after resampling the
-# reference on one column, as a share of its edge before, at or below which the
+# The selection test (see _selection): the classifier's edge left after matching the
+# two sides on one column, as a share of its edge before, at or below which the
 # difference is explained as a selection. Filters and reweightings of real rows leave
 # about 0-30% of it, recursive generations and mixtures 70-120% (benchmarks/quality).
 SELECTION_RESIDUAL = 0.4
@@ -63,9 +63,11 @@ def run(comparison: Comparison) -> DimensionEvidence:
     # statistics it can use every sampled row: balanced classes, as many as both allow.
     rng = comparison.rng("c2st rows")
     n = min(comparison.reference_view.rows, comparison.candidate_view.rows, MAX_ROWS_PER_SIDE)
-    reference = encoder.encode(
-        Part(comparison.reference_view, rng.permutation(comparison.reference_view.rows)[:n])
-    )
+    # The selection test below matches the sides on one column, and a candidate that is
+    # a narrow slice of the reference needs all the reference rows there are.
+    order = rng.permutation(comparison.reference_view.rows)[:MAX_ROWS_PER_SIDE]
+    every_reference = encoder.encode(Part(comparison.reference_view, order))
+    reference = every_reference[:n]
     candidate = encoder.encode(
         Part(comparison.candidate_view, rng.permutation(comparison.candidate_view.rows)[:n])
     )
@@ -109,7 +111,7 @@ def run(comparison: Comparison) -> DimensionEvidence:
     signals = [signal]
     selection = None
     if result.pvalue < SELECTION_WHEN_P_BELOW:
-        selection = _selection(reference, candidate, sources, comparison, auc)
+        selection = _selection(every_reference, candidate, sources, comparison, auc)
     if selection is not None and selection.auc <= 0.5:
         selection = None  # at the reduced size nothing tells the sets apart: nothing to explain
     statistics_extra = {}
@@ -173,8 +175,8 @@ class _Selection:
         explained = self.explains and classifier.effect > 0
         sentence = (
             f"the candidate reads as a selection of real data on {quote(self.column)}: "
-            f"resampling the reference by that column's distribution in the candidate makes "
-            f"the two indistinguishable to the classifier (AUC {self.auc:.3f} -> "
+            f"matching the two sides' rows on that column's deciles makes them "
+            f"indistinguishable to the classifier (AUC {self.auc:.3f} -> "
             f"{self.weighted_auc:.3f} on {self.rows:,} rows a side); what differs is which "
             "rows were kept, not the rows"
         )
@@ -195,37 +197,52 @@ class _Selection:
 def _selection(reference, candidate, sources, comparison, auc) -> _Selection | None:
     """Is the candidate the reference reweighted on one column (a filter, a reweighting)?
 
-    The reference rows are resampled (rejection sampling, so without repeats) with
-    weights p_candidate(x_c) / p_reference(x_c) over the reference's deciles of the one
-    column c that best separates the sets by itself, and the classifier test is run
-    again. A selection on c then leaves nothing to learn (AUC back near 0.5); recursive
-    generations and mixtures with generated rows keep most of their edge, since no
-    reweighting of real rows makes generated rows."""
+    Both sides are matched on the deciles (of both pooled; on the values, for a column
+    of few) of the one column c that best separates the sets by itself: within each decile, as many rows of each side as the
+    side with fewer there holds (coarsened exact matching), and the classifier test is
+    run again. A selection on c then leaves nothing to learn (AUC back near 0.5);
+    recursive generations and mixtures with generated rows keep most of their edge,
+    since no reweighting of real rows makes generated rows. Matching keeps the overlap
+    of the two distributions of c (70% of the rows for a filter at the 30th percentile),
+    where rejection sampling of the reference alone keeps only the rows the most
+    over-represented decile allows, often too few for the classifier to learn from."""
     if not any(sources) or auc <= 0.5:
         return None
     labels = np.concatenate([np.zeros(len(reference)), np.ones(len(candidate))])
     j = _most_telling(_column_aucs(np.vstack([reference, candidate]), labels), sources)
     column = sources[j]
-    edges = np.unique(np.quantile(reference[:, j], np.linspace(0, 1, SELECTION_BINS + 1)))
+    # Deciles of both sides pooled: a filter that keeps the reference's top fifth would
+    # otherwise fall into one or two of the reference's deciles, too coarse to match on.
+    # A column of few values (a category's indicator, a score 0-10) is matched value by
+    # value: deciles would lump values the two sides hold in different proportions.
+    pooled = np.concatenate([reference[:, j], candidate[:, j]])
+    edges = np.unique(pooled)
+    if len(edges) > 2 * SELECTION_BINS:
+        edges = np.unique(np.quantile(pooled, np.linspace(0, 1, SELECTION_BINS + 1)))
     bins_r = np.clip(np.searchsorted(edges, reference[:, j], side="right") - 1, 0, None)
     bins_c = np.clip(np.searchsorted(edges, candidate[:, j], side="right") - 1, 0, None)
     k = len(edges)
-    share_r = np.bincount(bins_r, minlength=k) / len(bins_r)
-    share_c = np.bincount(bins_c, minlength=k) / len(bins_c)
-    weight = np.where(share_r > 0, share_c / np.maximum(share_r, 1e-12), 0.0)[bins_r]
-    if weight.max() <= 0:
-        return None
+    take = np.minimum(np.bincount(bins_r, minlength=k), np.bincount(bins_c, minlength=k))
     rng = comparison.rng("c2st selection")
-    kept = np.flatnonzero(rng.random(len(reference)) < weight / weight.max())
-    if len(kept) < SELECTION_MIN_ROWS:
+    matched_r = _per_bin(bins_r, take, rng)
+    matched_c = _per_bin(bins_c, take, rng)
+    if len(matched_r) < SELECTION_MIN_ROWS:
         return None
-    chosen = rng.permutation(len(candidate))[: len(kept)]
-    # The control: as many reference rows, drawn uniformly. Fewer rows mean a weaker
-    # classifier, so the weighted AUC is judged against the AUC at the same size.
-    uniform = rng.permutation(len(reference))[: len(kept)]
-    control = _cross_fitted_auc(reference[uniform], candidate[chosen], rng)
-    weighted = _cross_fitted_auc(reference[kept], candidate[chosen], rng)
-    return _Selection(column, weighted, control, len(kept))
+    # The control: as many rows of each side, drawn uniformly. Fewer rows mean a weaker
+    # classifier, so the matched AUC is judged against the AUC at the same size.
+    uniform_r = rng.permutation(len(reference))[: len(matched_r)]
+    uniform_c = rng.permutation(len(candidate))[: len(matched_c)]
+    control = _cross_fitted_auc(reference[uniform_r], candidate[uniform_c], rng)
+    weighted = _cross_fitted_auc(reference[matched_r], candidate[matched_c], rng)
+    return _Selection(column, weighted, control, len(matched_r))
+
+
+def _per_bin(bins: np.ndarray, take: np.ndarray, rng) -> np.ndarray:
+    """``take[b]`` rows drawn at random from each bin ``b``."""
+    order = rng.permutation(len(bins))
+    order = order[np.argsort(bins[order], kind="stable")]
+    starts = np.searchsorted(bins[order], np.arange(len(take)))
+    return np.concatenate([order[s : s + t] for s, t in zip(starts, take)]).astype(np.int64)
 
 
 def _cross_fitted_auc(reference: np.ndarray, candidate: np.ndarray, rng) -> float:
