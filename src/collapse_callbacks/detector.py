@@ -8,7 +8,7 @@ pass. ``collapsed`` is any firing narrowing or structure signal; ``shift`` is an
 shift signal (a change of location or mix), reported separately and not failing the gate.
 Two exceptions read narrowing or structure as shift: narrowing confined to single
 columns (``CONFINABLE``), and everything a selection of real rows can produce when the
-classifier test finds the candidate to be the reference resampled on one column
+classifier test finds the candidate to be real rows selected on one column
 (``one_column_selection``; ``NOT_FROM_SELECTION`` lists what still fails the gate).
 
 Scores: a signal scores 100 while its effect is within twice its noise and 50 when it
@@ -67,8 +67,8 @@ CONFINABLE = frozenset(
 
 # What a selection of real rows cannot produce, whatever the column it selects on: both
 # tails thinner (a selection keeps one side), values no real row has, more repeated
-# rows, a broken model. When the classifier finds the candidate to be the reference
-# resampled on one column (generalization.py, ``one_column_selection``), every other
+# rows, a broken model. When the classifier finds the candidate to be real rows
+# selected on one column (generalization.py, ``one_column_selection``), every other
 # narrowing or structure signal is read as a consequence of that selection: shift.
 NOT_FROM_SELECTION = frozenset(
     {

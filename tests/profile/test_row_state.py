@@ -188,3 +188,23 @@ def test_states_sampled_at_different_levels_are_compared_on_the_same_values():
     assert test.p_value < 1e-9
     same = compare_duplicates([small], [small])
     assert same.effect == 0.0 and same.p_value == 0.5
+
+
+def test_vector_columns_count_repeated_vectors_and_merge():
+    from collapse_callbacks.profile.columns import VectorState
+
+    rng = np.random.default_rng(5)
+    vectors = rng.normal(size=(300, 8))
+    rows = [*vectors, *vectors[:100], None, [np.nan] * 8]
+    array = pa.array([None if r is None else list(r) for r in rows], pa.list_(pa.float64(), 8))
+    whole, first, second = VectorState(), VectorState(), VectorState()
+    whole.update(array)
+    first.update(array.slice(0, 150))
+    second.update(array.slice(150))
+    # 400 complete vectors (the null and the NaN one are left out), 100 of them repeats.
+    assert whole.duplicates.rows == 400
+    assert whole.duplicates.duplicate_fraction() == pytest.approx(0.25)
+    merged = first.merge(second)
+    np.testing.assert_array_equal(merged.duplicates.hashes, whole.duplicates.hashes)
+    np.testing.assert_array_equal(merged.duplicates.counts, whole.duplicates.counts)
+    assert merged.duplicates.rows == 400

@@ -42,8 +42,9 @@ belongs to onto a function ``comparison -> (signals, statistics)``:
 * ``vector_coverage`` (narrowing): the share of the reference part's rows whose k-NN
   ball holds a candidate row (PRDC coverage, Naeem et al. 2020), p-value on the logit
   scale as in the diversity analyzer.
-* ``vector_duplicate_rate`` (narrowing): the share of a part's vectors that repeat an
-  earlier vector of the part exactly.
+* ``vector_duplicate_rate`` (narrowing): the share of the column's vectors that repeat
+  an earlier vector exactly, over the whole data (the column states' hashes), compared
+  at the smaller side's size (:mod:`~collapse_callbacks.dimensions.duplicates`).
 
 Rows whose vector is missing or holds a non-finite value are left out of every
 statistic but the missing share. Columns whose rows differ in length (variable-length
@@ -51,13 +52,12 @@ lists) or whose shape differs between the reference and the candidate are skippe
 
 Costs are capped: images are average-pooled to at most ``POOL_SIDE`` pixels a side for
 the per-position statistics and the features; statistics use at most
-``FIDELITY_ROWS`` / ``DISTANCE_ROWS`` rows of each part; per-row spectra, hashes and
-features are computed once per sample and indexed by the parts.
+``FIDELITY_ROWS`` / ``DISTANCE_ROWS`` rows of each part; per-row spectra and features
+are computed once per sample and indexed by the parts.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import weakref
 from collections.abc import Callable
@@ -77,6 +77,7 @@ from collapse_callbacks.data.roles import ColumnRole
 from collapse_callbacks.dimensions import entropy as _entropy
 from collapse_callbacks.dimensions import spectral as _spectral
 from collapse_callbacks.dimensions.base import Signal, SignalKind
+from collapse_callbacks.dimensions.duplicates import compare_duplicates
 
 # Images with at most this many channels get per-channel spread and mean-shift
 # statistics (RGB, RGBA, grey); wider tensors (feature maps) are one group.
@@ -224,7 +225,6 @@ class _Side:
         self.finite = np.isfinite(flat).all(axis=1) & ~self.missing
         self._reduced: np.ndarray | None = None
         self._bands: np.ndarray | None = None
-        self._hashes: np.ndarray | None = None
 
     @property
     def reduced(self) -> np.ndarray:
@@ -248,18 +248,6 @@ class _Side:
                 out[chunk] = power.sum(axis=1).reshape(len(chunk), -1) @ matrix
             self._bands = out
         return self._bands
-
-    @property
-    def hashes(self) -> np.ndarray:
-        """A digest of each finite row's exact values (-1 elsewhere)."""
-        if self._hashes is None:
-            out = np.full(len(self.raw), -1, dtype=np.int64)
-            flat = self.raw.reshape(len(self.raw), -1)
-            for i in np.flatnonzero(self.finite):
-                digest = hashlib.blake2b(flat[i].tobytes(), digest_size=7).digest()
-                out[i] = int.from_bytes(digest, "little")
-            self._hashes = out
-        return self._hashes
 
     def rows(self, part: Part, limit: int | None = None) -> np.ndarray:
         """The part's rows (at most ``limit``) that hold a finite vector."""
@@ -834,47 +822,33 @@ def _diversity(comparison: Comparison) -> tuple[list[Signal], dict[str, float]]:
     return signals, statistics
 
 
-def _duplicate_rate(hashes: np.ndarray) -> float:
-    hashes = hashes[hashes >= 0]
-    return 1.0 - len(np.unique(hashes)) / len(hashes) if len(hashes) else np.nan
-
-
 def _duplicate_signals(
     comparison: Comparison, columns: list[_Column], statistics: dict[str, float]
 ) -> list[Signal]:
-    def statistic(a: Part, b: Part) -> np.ndarray:
-        return np.array(
-            [[_duplicate_rate(c.side(p).hashes[p.rows]) for c in columns] for p in (b, a)]
-        )
-
-    cal = comparison.calibrate(statistic)
-    rows = comparison.matched_rows
-    base = np.maximum(np.atleast_2d(cal.null_mean)[1], 1.0 / rows)
-    fig = _spectral.Paired.from_calibrated(
-        cal, "higher", relative=False, min_spread=np.sqrt(2.0 * base / rows)
-    )
     signals = []
-    for j, column in enumerate(columns):
-        if not fig.finite(j):
-            continue
-        value, reference = float(fig.value[j]), float(fig.reference[j])
-        statistics[f"vector_duplicate_rate[{column.name}]"] = value
-        statistics[f"vector_duplicate_rate_reference[{column.name}]"] = reference
+    for column in columns:
+        reference = comparison.reference.states[column.name].duplicates
+        candidate = comparison.candidate.states[column.name].duplicates
+        if reference is None or candidate is None or not (reference.rows and candidate.rows):
+            continue  # profiles stored before the column states counted repeats
+        test = compare_duplicates([reference], [candidate])
+        statistics[f"vector_duplicate_rate[{column.name}]"] = test.value
+        statistics[f"vector_duplicate_rate_reference[{column.name}]"] = test.reference
         signals.append(
             Signal(
                 name="vector_duplicate_rate",
                 kind=SignalKind.NARROWING,
                 column=column.name,
-                value=value,
-                reference_value=reference,
-                effect=float(fig.effect[j]),
+                value=test.value,
+                reference_value=test.reference,
+                effect=test.effect,
                 tolerance=DUPLICATE_TOLERANCE,
-                noise=float(fig.noise[j]),
-                p_value=float(fig.p_value[j]),
+                noise=test.noise,
+                p_value=test.p_value,
                 sentence=(
-                    f"{_spectral.percent(value)} of the candidate's `{column.name}` vectors "
-                    f"repeat another vector of its matched rows exactly (reference "
-                    f"{_spectral.percent(reference)})"
+                    f"{_spectral.percent(test.value)} of the candidate's `{column.name}` "
+                    f"vectors repeat an earlier one exactly (reference "
+                    f"{_spectral.percent(test.reference)}; both at {test.rows:,} vectors)"
                 ),
             )
         )

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from collapse_callbacks.data.roles import ColumnRole
 from collapse_callbacks.profile.minhash import DocumentDuplicates
 from collapse_callbacks.profile.moments import Moments
+from collapse_callbacks.profile.rows import DuplicateState, _list_hashes
 from collapse_callbacks.profile.sequences import SequenceState, text_units, token_units
 from collapse_callbacks.profile.sketch import QuantileSketch
 
@@ -477,10 +478,16 @@ class TokenState:
 
 
 class VectorState:
+    """``duplicates`` counts repeated vectors over the whole column (rows without a NaN),
+    like the row hashes of the profile."""
+
+    duplicates: DuplicateState | None = None  # class default: states stored before it
+
     def __init__(self) -> None:
         self.nulls = self.nan = 0
         self.shape: list[int] = []
         self.norms = Moments()
+        self.duplicates = DuplicateState()
 
     def update(self, array: pa.Array) -> None:
         self.nulls += array.null_count
@@ -489,6 +496,9 @@ class VectorState:
         values = _as_float64(flat)
         nan = np.isnan(values)
         self.nan += int(nan.sum())
+        row = np.repeat(np.arange(len(lengths)), lengths)
+        complete = (lengths > 0) & (np.bincount(row[nan], minlength=len(lengths)) == 0)
+        self.duplicates.update(_list_hashes(array.drop_null())[complete])
         if shape is None:  # variable-length lists: each row's own length
             shape = [int(lengths.max())] if len(lengths) else []
             rows = np.split(np.where(nan, 0.0, values), np.cumsum(lengths)[:-1])
@@ -506,6 +516,10 @@ class VectorState:
         merged.nulls, merged.nan = self.nulls + other.nulls, self.nan + other.nan
         merged.shape = self.shape or other.shape
         merged.norms = self.norms.merge(other.norms)
+        if self.duplicates is not None and other.duplicates is not None:
+            merged.duplicates = self.duplicates.merge(other.duplicates)
+        else:
+            merged.duplicates = None
         return merged
 
     @property

@@ -271,7 +271,7 @@ class DuplicateState:
 
     def at_size(self, rows: int) -> DuplicateFigure:
         """The duplicate fraction a dataset of ``rows`` rows drawn like this one would
-        show, from this one's groups of equal rows, and its sampling variance.
+        show, from this one's groups of equal rows, and the variance of that figure.
 
         Duplicates grow with size (more rows, more chances to repeat one), so datasets of
         different sizes are compared at the smaller size: each row is kept with
@@ -298,7 +298,8 @@ class DuplicateState:
             thinning = q * (1 - q) - 2 * distinct_share * kept * (1 - q)
             thinning += distinct_share**2 * kept * (1 - keep)
             variance += max(thinning.sum(), 0.0) / kept.sum() ** 2 / float(1 << self.level)
-        return DuplicateFigure(float(1.0 - distinct_share), float(variance), min(rows, total))
+        fraction = max(0.0, float(1.0 - distinct_share))  # not a rounding error below 0
+        return DuplicateFigure(fraction, float(variance), min(rows, total))
 
 
 @dataclass(frozen=True)

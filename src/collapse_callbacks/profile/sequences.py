@@ -10,10 +10,11 @@ tokens) are never units.
 
 :class:`SequenceState` is the mergeable part of a text or token column's profile: unit
 frequencies (the vocabulary), document lengths in units, and repeated n-grams within
-documents. The sample-based statistics (distinct n-grams, rare-vocabulary coverage,
-near duplicates, compression, an n-gram language model) live in
-``dimensions/sequences.py``: they are compared at matched sizes, which a whole-data
-figure cannot be.
+documents. Near-duplicate documents are counted over the whole column too, by MinHash
+band keys (:mod:`~collapse_callbacks.profile.minhash`, held by the column states). The
+sample-based statistics (distinct n-grams, rare-vocabulary coverage, compression, an
+n-gram language model) live in ``dimensions/sequences.py``: they are compared at
+matched amounts of text, which these whole-data figures are not.
 """
 
 from __future__ import annotations
