@@ -29,6 +29,29 @@ def test_bytes_round_trip_keeps_every_statistic(penguins):
     )
 
 
+def test_whole_data_duplicate_states_of_text_and_vectors_survive_the_round_trip():
+    rng = np.random.default_rng(0)
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
+    docs = [" ".join(rng.choice(words, size=12)) for _ in range(200)]
+    vectors = rng.normal(size=(200, 4))
+    table = pa.table(
+        {
+            "text": docs + docs[:50],
+            "embedding": pa.array(
+                [list(v) for v in [*vectors, *vectors[:50]]], pa.list_(pa.float64(), 4)
+            ),
+        }
+    )
+    profile = _profile(table)
+    back = Profile.from_bytes(profile.to_bytes())
+    text, vector = back.states["text"], back.states["embedding"]
+    assert text.documents.documents == 250 and text.documents.fraction() >= 0.2
+    assert text.documents.fraction() == profile.states["text"].documents.fraction()
+    assert vector.duplicates.rows == 250
+    assert vector.duplicates.duplicate_fraction() == pytest.approx(0.2)
+    assert back.result() == profile.result()
+
+
 def test_profiles_merged_after_a_round_trip_equal_the_whole(penguins):
     table = pa.Table.from_pandas(penguins, preserve_index=False)
     roles = open_source(table).roles

@@ -45,10 +45,13 @@ def minhash_signatures(units: Units, permutations: int) -> tuple[np.ndarray, np.
         return signatures, signed
     starts = np.flatnonzero(np.r_[True, document[1:] != document[:-1]])
     owners = document[starts]
+    # The shingle hashes are already mixed, so a multiply-add with an odd multiplier (a
+    # bijection of 64-bit words) is permutation enough, at a fifth of a full mix.
+    keys = _mix(np.arange(1, 2 * permutations + 1, dtype=np.uint64) * _PERMUTATION_SEED)
     with np.errstate(over="ignore"):
         for k in range(permutations):
-            seed = _mix(np.array([k + 1], dtype=np.uint64) * _PERMUTATION_SEED)
-            signatures[owners, k] = np.minimum.reduceat(_mix(shingles ^ seed), starts)
+            permuted = shingles * (keys[2 * k] | np.uint64(1)) + keys[2 * k + 1]
+            signatures[owners, k] = np.minimum.reduceat(permuted, starts)
     signed[owners] = True
     return signatures, signed
 
