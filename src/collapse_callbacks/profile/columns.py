@@ -18,7 +18,13 @@ from collapse_callbacks.data.roles import ColumnRole
 from collapse_callbacks.profile.minhash import DocumentDuplicates
 from collapse_callbacks.profile.moments import Moments
 from collapse_callbacks.profile.rows import DuplicateState, _list_hashes
-from collapse_callbacks.profile.sequences import SequenceState, text_units, token_units
+from collapse_callbacks.profile.sequences import (
+    REPETITION_N,
+    SequenceState,
+    ngram_hashes,
+    text_units,
+    token_units,
+)
 from collapse_callbacks.profile.sketch import QuantileSketch
 
 # Exact distinct counts are kept up to this many values per column; beyond it the
@@ -339,8 +345,9 @@ class TextState:
         self.nulls += array.null_count
         present = array.drop_null()
         units = text_units(present)
-        self.sequence.update(units)
-        self.documents.update(units)
+        trigrams = ngram_hashes(units, REPETITION_N)
+        self.sequence.update(units, trigrams)
+        self.documents.update(units, trigrams)
         chars = _as_float64(pc.utf8_length(present))
         self.empty += int((chars == 0).sum())
         self.chars.update(chars)
@@ -445,8 +452,9 @@ class TokenState:
         self.lengths.update(lengths.astype(np.float64))
         self.ids.update(_as_float64(flat))
         units = token_units(array, frozenset(self.ignore))
-        self.sequence.update(units)
-        self.documents.update(units)
+        trigrams = ngram_hashes(units, REPETITION_N)
+        self.sequence.update(units, trigrams)
+        self.documents.update(units, trigrams)
 
     def merge(self, other: TokenState) -> TokenState:
         merged = TokenState(frozenset(self.ignore) | frozenset(other.ignore))

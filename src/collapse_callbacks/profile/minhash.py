@@ -17,21 +17,25 @@ from __future__ import annotations
 import numpy as np
 
 from collapse_callbacks.profile.rows import DuplicateState, _mix
-from collapse_callbacks.profile.sequences import Units, ngram_hashes
+from collapse_callbacks.profile.sequences import REPETITION_N, Units, ngram_hashes
 
-SHINGLE_N = 3
+# The trigrams the sequence state counts repeats of: one hashing pass serves both.
+SHINGLE_N = REPETITION_N
 BANDS = 4
 BAND_WIDTH = 3
 _PERMUTATION_SEED = np.uint64(0x632BE59BD9B4E019)
 _BAND_BASE = np.uint64(0x100000001B3)
 
 
-def minhash_signatures(units: Units, permutations: int) -> tuple[np.ndarray, np.ndarray]:
+def minhash_signatures(
+    units: Units, permutations: int, trigrams: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``[documents, permutations]`` MinHash of each document's shingles, and which
-    documents have any shingle (an empty document has none)."""
+    documents have any shingle (an empty document has none). ``trigrams``:
+    ``ngram_hashes(units, SHINGLE_N)`` when the caller has them already."""
     n = units.documents
     signatures = np.full((n, permutations), np.iinfo(np.uint64).max, dtype=np.uint64)
-    shingles, document = ngram_hashes(units, SHINGLE_N)
+    shingles, document = ngram_hashes(units, SHINGLE_N) if trigrams is None else trigrams
     lengths = units.lengths
     short = np.flatnonzero((lengths > 0) & (lengths < SHINGLE_N))
     if len(short):
@@ -56,9 +60,11 @@ def minhash_signatures(units: Units, permutations: int) -> tuple[np.ndarray, np.
     return signatures, signed
 
 
-def band_keys(units: Units) -> tuple[np.ndarray, np.ndarray]:
+def band_keys(
+    units: Units, trigrams: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``[documents, BANDS]`` band keys, and which documents have any shingle."""
-    signatures, signed = minhash_signatures(units, BANDS * BAND_WIDTH)
+    signatures, signed = minhash_signatures(units, BANDS * BAND_WIDTH, trigrams)
     keys = np.empty((units.documents, BANDS), dtype=np.uint64)
     with np.errstate(over="ignore"):
         for band in range(BANDS):
@@ -76,8 +82,8 @@ class DocumentDuplicates:
     def __init__(self, capacity: int = 1 << 16) -> None:
         self.bands = [DuplicateState(capacity) for _ in range(BANDS)]
 
-    def update(self, units: Units) -> None:
-        keys, signed = band_keys(units)
+    def update(self, units: Units, trigrams: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        keys, signed = band_keys(units, trigrams)
         for band, state in enumerate(self.bands):
             state.update(keys[signed, band])
 

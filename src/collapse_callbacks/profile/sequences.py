@@ -154,9 +154,12 @@ def ngram_hashes(units: Units, n: int) -> tuple[np.ndarray, np.ndarray]:
     return hashes, document[starts]
 
 
-def repeated_ngrams(units: Units, n: int = REPETITION_N) -> tuple[int, int]:
-    """(n-grams that repeat an earlier n-gram of their own document, all n-grams)."""
-    hashes, document = ngram_hashes(units, n)
+def repeated_ngrams(
+    units: Units, n: int = REPETITION_N, ngrams: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[int, int]:
+    """(n-grams that repeat an earlier n-gram of their own document, all n-grams);
+    ``ngrams``: ``ngram_hashes(units, n)`` when the caller has them already."""
+    hashes, document = ngram_hashes(units, n) if ngrams is None else ngrams
     if len(hashes) == 0:
         return 0, 0
     with np.errstate(over="ignore"):
@@ -250,12 +253,13 @@ class SequenceState:
         self.repeated = 0
         self.ngrams = 0
 
-    def update(self, units: Units) -> None:
+    def update(self, units: Units, trigrams: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """``trigrams``: ``ngram_hashes(units, REPETITION_N)``, when already computed."""
         self.vocabulary.update(units.ids)
         lengths = units.lengths.astype(np.float64)
         self.lengths.update(lengths)
         self.length_sketch.update(lengths)
-        repeated, total = repeated_ngrams(units)
+        repeated, total = repeated_ngrams(units, REPETITION_N, trigrams)
         self.repeated += repeated
         self.ngrams += total
 
