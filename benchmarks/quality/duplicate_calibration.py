@@ -7,12 +7,13 @@ p < 0.01 and p < 0.05 (1% and 5% when calibrated). The states are the streaming
 pass's (``DuplicateState``) with a small capacity, so the larger sides are
 hash-sampled as they are on big data.
 
-Part 2, detection: flights candidates in which a share of the rows are replaced by
+Part 2 and 3, detection: flights candidates in which a share of the rows are replaced by
 copies of other candidate rows (a pipeline that repeats data), against a real
 reference of the same size. The whole-data test is printed next to the same test on a
 10,000-row uniform sample of each side (the most rows the gate's sample-based
 statistics compare), which keeps a repeated pair whole only with the square of its
-sampling rate.
+sampling rate. Part 3 does the same with near copies of documents (one word dropped)
+in the KJV, against the matched-part sample the text statistics compare.
 
     .venv/bin/python -m benchmarks.quality.duplicate_calibration
 """
@@ -26,13 +27,18 @@ import pyarrow as pa
 
 from collapse_callbacks.data.roles import ColumnRole
 from collapse_callbacks.dimensions.duplicates import compare_duplicates
+from collapse_callbacks.profile.minhash import DocumentDuplicates
 from collapse_callbacks.profile.rows import DuplicateState, row_hashes
+from collapse_callbacks.profile.sequences import text_units
 from collapse_callbacks.profile.table import NEAR_DUPLICATE_DIGITS
 
 from . import datasets
 
 SIZES = [(250, 1.0), (1000, 1.0), (1000, 4.0), (4000, 0.25), (2500, 1.0)]
 SAMPLE_ROWS = 10_000
+# The documents a side the sample-based text statistics compare: the matched parts,
+# at most half the reference and ``SEQUENCE_ROWS``.
+TEXT_SAMPLE = 2_000
 
 
 def _hashes(name: str) -> dict[str, np.ndarray]:
@@ -114,6 +120,48 @@ def detection(repeats: int, rng) -> None:
             print(f"{rows:8d} {share:7.0%}   {hits[0] / repeats:10.2f}   {hits[1] / repeats:10.2f}")
 
 
+def _document_state(docs: list[str]) -> DocumentDuplicates:
+    state = DocumentDuplicates()
+    for start in range(0, len(docs), 4096):
+        state.update(text_units(pa.array(docs[start : start + 4096], pa.string())))
+    return state
+
+
+def near_copies(repeats: int, rng) -> None:
+    print(
+        f"\nPart 3: the KJV (3-verse documents), a share of the candidate's documents "
+        f"replaced by near copies of its others (one word dropped); "
+        f"near_duplicate_documents detected at p < 0.01 and effect > 2 points, of {repeats}"
+    )
+    print(
+        f"{'documents':>9s} {'copied':>7s}   whole data   matched-part sample (half, <= {TEXT_SAMPLE:,})"
+    )
+    from .text import corpora
+
+    docs = corpora.load("bible")
+    n = len(docs)
+    for rows in (2_000, 5_000):
+        for share in (0.05, 0.10, 0.20):
+            hits = np.zeros(2, dtype=int)
+            for _ in range(repeats):
+                order = rng.permutation(n)
+                reference = [docs[i] for i in order[:rows]]
+                candidate = [docs[i] for i in order[rows : 2 * rows]]
+                copied = int(share * rows)
+                for i in range(copied):
+                    words = candidate[int(rng.integers(copied, rows))].split()
+                    drop = int(rng.integers(len(words)))
+                    candidate[i] = " ".join(words[:drop] + words[drop + 1 :])
+                candidate = [candidate[i] for i in rng.permutation(rows)]
+                for j, take in enumerate((rows, min(rows // 2, TEXT_SAMPLE))):
+                    test = compare_duplicates(
+                        _document_state(reference[:take]).bands,
+                        _document_state(candidate[:take]).bands,
+                    )
+                    hits[j] += test.p_value < 0.01 and test.effect > 0.02
+            print(f"{rows:9d} {share:7.0%}   {hits[0] / repeats:10.2f}   {hits[1] / repeats:10.2f}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="fair,randhie,diamonds")
@@ -125,6 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     rng = np.random.default_rng(args.seed)
     calibration(args.datasets.split(","), args.repeats, args.capacity, rng)
     detection(args.detection_repeats, rng)
+    near_copies(args.detection_repeats, rng)
 
 
 if __name__ == "__main__":
