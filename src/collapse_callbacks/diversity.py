@@ -209,20 +209,7 @@ def _duplicate_signals(comparison: Comparison, statistics: dict[str, float]) -> 
             f"{percent(test.value)} of the candidate's rows {what} (reference "
             f"{percent(test.reference)}; both at {test.rows:,} rows{estimated})"
         )
-        signals.append(
-            Signal(
-                name=name,
-                kind=SignalKind.NARROWING,
-                column=None,
-                value=test.value,
-                reference_value=test.reference,
-                effect=test.effect,
-                tolerance=tolerance,
-                noise=test.noise,
-                p_value=test.p_value,
-                sentence=sentence,
-            )
-        )
+        signals.append(test.signal(name, None, tolerance, sentence))
     return signals
 
 

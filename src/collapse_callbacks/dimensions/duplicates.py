@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from collapse_callbacks.dimensions.base import Signal, SignalKind
 from collapse_callbacks.profile.rows import DuplicateFigure, DuplicateState
 
 
@@ -33,6 +34,21 @@ class DuplicateTest:
     @property
     def effect(self) -> float:
         return self.value - self.reference
+
+    def signal(self, name: str, column: str | None, tolerance: float, sentence: str) -> Signal:
+        """The narrowing signal of this test (more duplicates is worse)."""
+        return Signal(
+            name=name,
+            kind=SignalKind.NARROWING,
+            column=column,
+            value=self.value,
+            reference_value=self.reference,
+            effect=self.effect,
+            tolerance=tolerance,
+            noise=self.noise,
+            p_value=self.p_value,
+            sentence=sentence,
+        )
 
 
 def compare_duplicates(

@@ -198,9 +198,9 @@ def _selection(reference, candidate, sources, comparison, auc) -> _Selection | N
     """Is the candidate the reference reweighted on one column (a filter, a reweighting)?
 
     Both sides are matched on the deciles (of both pooled; on the values, for a column
-    of few) of the one column c that best separates the sets by itself: within each decile, as many rows of each side as the
-    side with fewer there holds (coarsened exact matching), and the classifier test is
-    run again. A selection on c then leaves nothing to learn (AUC back near 0.5);
+    of few) of the one column c that best separates the sets by itself: within each
+    decile, as many rows of each side as the side with fewer there holds (coarsened
+    exact matching), and the classifier test is run again. A selection on c then leaves nothing to learn (AUC back near 0.5);
     recursive generations and mixtures with generated rows keep most of their edge,
     since no reweighting of real rows makes generated rows. Matching keeps the overlap
     of the two distributions of c (70% of the rows for a filter at the 30th percentile),

@@ -148,7 +148,7 @@ _EITHER = ("ngram_log_likelihood",)
 _TWO_SAMPLE = ("vocabulary_divergence", "sequence_spectrum", "length_distribution")
 FIGURES = _LOWER_RELATIVE + _HIGHER_ABSOLUTE + _HIGHER_RELATIVE + _EITHER + _TWO_SAMPLE
 
-KIND = {name: SignalKind.NARROWING for name in (*FIGURES, "near_duplicate_documents")}
+KIND = {name: SignalKind.NARROWING for name in FIGURES}
 KIND.update(
     {
         "vocabulary_divergence": SignalKind.SHIFT,
@@ -578,27 +578,17 @@ def near_duplicate_documents(comparison: Comparison, column: str) -> Signal | No
     size (None for profiles stored before the streaming pass counted them)."""
     reference = comparison.reference.states[column].documents
     candidate = comparison.candidate.states[column].documents
-    if reference is None or candidate is None:
-        return None
-    if reference.documents == 0 or candidate.documents == 0:
+    if reference is None or candidate is None or not (reference.documents and candidate.documents):
         return None
     test = compare_duplicates(reference.bands, candidate.bands)
-    return Signal(
-        name="near_duplicate_documents",
-        kind=KIND["near_duplicate_documents"],
-        column=column,
-        value=test.value,
-        reference_value=test.reference,
-        effect=test.effect,
-        tolerance=TOLERANCES["near_duplicate_documents"],
-        noise=test.noise,
-        p_value=test.p_value,
-        sentence=(
-            f"{percent(test.value)} of `{column}`'s documents near-duplicate an earlier one "
-            f"(reference {percent(test.reference)}; all documents, both at {test.rows:,}; "
-            f"MinHash bands of {BAND_WIDTH} word-trigram hashes, shared by a pair with "
-            "Jaccard similarity 0.9 73% of the time, 0.5 13%)"
-        ),
+    sentence = (
+        f"{percent(test.value)} of `{column}`'s documents near-duplicate an earlier one "
+        f"(reference {percent(test.reference)}; all documents, both at {test.rows:,}; "
+        f"MinHash bands of {BAND_WIDTH} word-trigram hashes, shared by a pair with "
+        "Jaccard similarity 0.9 73% of the time, 0.5 13%)"
+    )
+    return test.signal(
+        "near_duplicate_documents", column, TOLERANCES["near_duplicate_documents"], sentence
     )
 
 

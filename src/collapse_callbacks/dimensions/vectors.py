@@ -834,23 +834,13 @@ def _duplicate_signals(
         test = compare_duplicates([reference], [candidate])
         statistics[f"vector_duplicate_rate[{column.name}]"] = test.value
         statistics[f"vector_duplicate_rate_reference[{column.name}]"] = test.reference
+        sentence = (
+            f"{_spectral.percent(test.value)} of the candidate's `{column.name}` vectors "
+            f"repeat an earlier one exactly (reference {_spectral.percent(test.reference)}; "
+            f"both at {test.rows:,} vectors)"
+        )
         signals.append(
-            Signal(
-                name="vector_duplicate_rate",
-                kind=SignalKind.NARROWING,
-                column=column.name,
-                value=test.value,
-                reference_value=test.reference,
-                effect=test.effect,
-                tolerance=DUPLICATE_TOLERANCE,
-                noise=test.noise,
-                p_value=test.p_value,
-                sentence=(
-                    f"{_spectral.percent(test.value)} of the candidate's `{column.name}` "
-                    f"vectors repeat an earlier one exactly (reference "
-                    f"{_spectral.percent(test.reference)}; both at {test.rows:,} vectors)"
-                ),
-            )
+            test.signal("vector_duplicate_rate", column.name, DUPLICATE_TOLERANCE, sentence)
         )
     return signals
 

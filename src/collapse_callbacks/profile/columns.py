@@ -344,10 +344,7 @@ class TextState:
     def update(self, array: pa.Array) -> None:
         self.nulls += array.null_count
         present = array.drop_null()
-        units = text_units(present)
-        trigrams = ngram_hashes(units, REPETITION_N)
-        self.sequence.update(units, trigrams)
-        self.documents.update(units, trigrams)
+        _count_units(self, text_units(present))
         chars = _as_float64(pc.utf8_length(present))
         self.empty += int((chars == 0).sum())
         self.chars.update(chars)
@@ -364,7 +361,7 @@ class TextState:
         merged.words = self.words.merge(other.words)
         merged.values = self.values.merge(other.values)
         merged.sequence = self.sequence.merge(other.sequence)
-        merged.documents = _merge_documents(self.documents, other.documents)
+        merged.documents = _merge_optional(self.documents, other.documents)
         return merged
 
     @property
@@ -387,7 +384,15 @@ class TextState:
         )
 
 
-def _merge_documents(a: DocumentDuplicates | None, b: DocumentDuplicates | None):
+def _count_units(state: TextState | TokenState, units) -> None:
+    """One trigram hashing pass serves the repeated-trigram count and the MinHash."""
+    trigrams = ngram_hashes(units, REPETITION_N)
+    state.sequence.update(units, trigrams)
+    state.documents.update(units, trigrams)
+
+
+def _merge_optional(a, b):
+    """Merge of two states a stored profile may lack (None if either does)."""
     return None if a is None or b is None else a.merge(b)
 
 
@@ -451,10 +456,7 @@ class TokenState:
         lengths, flat = _list_values(array)
         self.lengths.update(lengths.astype(np.float64))
         self.ids.update(_as_float64(flat))
-        units = token_units(array, frozenset(self.ignore))
-        trigrams = ngram_hashes(units, REPETITION_N)
-        self.sequence.update(units, trigrams)
-        self.documents.update(units, trigrams)
+        _count_units(self, token_units(array, frozenset(self.ignore)))
 
     def merge(self, other: TokenState) -> TokenState:
         merged = TokenState(frozenset(self.ignore) | frozenset(other.ignore))
@@ -462,7 +464,7 @@ class TokenState:
         merged.lengths = self.lengths.merge(other.lengths)
         merged.ids = self.ids.merge(other.ids)
         merged.sequence = self.sequence.merge(other.sequence)
-        merged.documents = _merge_documents(self.documents, other.documents)
+        merged.documents = _merge_optional(self.documents, other.documents)
         return merged
 
     @property
@@ -524,10 +526,7 @@ class VectorState:
         merged.nulls, merged.nan = self.nulls + other.nulls, self.nan + other.nan
         merged.shape = self.shape or other.shape
         merged.norms = self.norms.merge(other.norms)
-        if self.duplicates is not None and other.duplicates is not None:
-            merged.duplicates = self.duplicates.merge(other.duplicates)
-        else:
-            merged.duplicates = None
+        merged.duplicates = _merge_optional(self.duplicates, other.duplicates)
         return merged
 
     @property
