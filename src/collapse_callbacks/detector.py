@@ -98,17 +98,24 @@ class Verdict:
 
 
 def holm(signals: tuple[Signal, ...], alpha: float) -> tuple[set[int], float | None]:
-    """Indices of the signals Holm rejects at ``alpha``, and the smallest adjusted p."""
-    if not signals:
+    """Indices of the signals Holm rejects at ``alpha``, and the smallest adjusted p.
+
+    A signal that restates another's test (``Signal.restates``) is not counted among the
+    tests: it is rejected when its p-value is no larger than one Holm rejected."""
+    tests = [i for i, s in enumerate(signals) if not s.restates]
+    if not tests:
         return set(), None
-    order = sorted(range(len(signals)), key=lambda i: signals[i].p_value)
-    k = len(signals)
+    order = sorted(tests, key=lambda i: signals[i].p_value)
+    k = len(tests)
     rejected: set[int] = set()
     for rank, i in enumerate(order):
         if signals[i].p_value <= alpha / (k - rank):
             rejected.add(i)
         else:
             break
+    if rejected:
+        largest = max(signals[i].p_value for i in rejected)
+        rejected |= {i for i, s in enumerate(signals) if s.restates and s.p_value <= largest}
     adjusted = min(1.0, signals[order[0]].p_value * k)
     return rejected, adjusted
 

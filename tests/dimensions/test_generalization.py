@@ -85,3 +85,22 @@ def test_a_narrowed_candidate_is_not_explained_as_a_selection(digits):
     assert result.statistics["auc"] > 0.8
     assert result.statistics.get("selection_explains", 0.0) == 0.0
     assert CollapseGate(reference).check(narrowed).collapsed
+
+
+def test_matching_bins_give_a_heavy_value_its_own_bin():
+    # A zero-inflated count: two thirds zeros in the reference, none in the candidate
+    # (real rows filtered on > 0). In a decile with its neighbours the zeros would be
+    # matched to small positive values.
+    rng = np.random.default_rng(0)
+    positive = rng.exponential(2.0, size=2_000) + 0.01
+    reference = np.concatenate([np.zeros(1_400), positive[:700]])
+    candidate = positive[700:1_700]
+    bins_r, bins_c, k = generalization._matching_bins(reference, candidate)
+    zero_bins = set(bins_r[reference == 0])
+    assert len(zero_bins) == 1
+    assert not zero_bins & set(bins_c)
+    assert not zero_bins & set(bins_r[reference > 0])
+    assert k <= 1 + generalization.SELECTION_BINS + 1
+    # A column of few values is matched value by value.
+    bins_r, bins_c, k = generalization._matching_bins(np.array([1.0, 2, 2, 5]), np.array([5.0, 1]))
+    assert k == 3 and list(bins_r) == [0, 1, 1, 2] and list(bins_c) == [2, 0]

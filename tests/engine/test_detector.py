@@ -35,6 +35,21 @@ def test_holm_steps_down_and_stops_at_the_first_acceptance():
     assert adjusted == 0.004
 
 
+def test_holm_does_not_count_a_signal_that_restates_another_test():
+    from dataclasses import replace
+
+    # The classifier's test and its reading as a selection share one p-value: one test,
+    # so the classifier keeps the whole alpha (0.04 <= 0.05), and its reading goes with it.
+    test = _signal(0.04, 1)
+    reading = replace(_signal(0.04, 1), restates=True)
+    rejected, adjusted = holm((test, reading), 0.05)
+    assert rejected == {0, 1}
+    assert adjusted == 0.04
+    # A reading never rejects on its own.
+    rejected, _ = holm((_signal(0.2, 1), replace(_signal(0.001, 1), restates=True)), 0.05)
+    assert rejected == set()
+
+
 def test_a_signal_fires_only_when_significant_and_beyond_tolerance():
     significant_but_small = _signal(1e-9, effect=0.05, tolerance=0.1)
     large_but_noise = _signal(0.2, effect=0.5, tolerance=0.1)

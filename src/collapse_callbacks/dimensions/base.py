@@ -47,6 +47,9 @@ class Signal:
     noise: float
     p_value: float
     sentence: str
+    # True for a reading of another signal's test (the same p-value, not a test of its
+    # own): the multiple-testing correction does not count it (detector.holm).
+    restates: bool = False
 
     def score(self) -> float:
         """100 when the effect is within noise, 50 at the tolerance beyond noise, -> 0."""
