@@ -6,7 +6,17 @@ import json
 import subprocess
 import sys
 
-HEAVY = ["torch", "lightning", "transformers", "wandb", "faiss", "grpc", "datasets", "pandas"]
+HEAVY = [
+    "torch",
+    "lightning",
+    "transformers",
+    "wandb",
+    "faiss",
+    "grpc",
+    "datasets",
+    "pandas",
+    "sklearn",
+]
 
 
 def _modules_after(code: str) -> set[str]:

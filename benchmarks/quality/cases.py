@@ -52,6 +52,8 @@ class Plan:
     mixture_chains: int  # how many of the chains also give mixture cases
     shift_rows: int
     shift_repeats: int
+    # Reference rows per candidate row in the chains and their mixtures.
+    reference_ratio: int = 1
 
 
 QUICK = Plan(
@@ -163,7 +165,8 @@ def real_cases(name: str, df: pd.DataFrame, plan: Plan, base_seed: int) -> Itera
 
 def generation_cases(name: str, df: pd.DataFrame, plan: Plan, base_seed: int) -> Iterator[Case]:
     """Chains per family; each chain also yields its mixture cases."""
-    n = min(plan.generation_rows, len(df) // 2)
+    ratio = plan.reference_ratio
+    n = min(plan.generation_rows, len(df) // (ratio + 1))
     last = max([*plan.generations, *plan.mixture_generations])
     for family_name in plan.families:
         family = FAMILIES[family_name]
@@ -171,8 +174,8 @@ def generation_cases(name: str, df: pd.DataFrame, plan: Plan, base_seed: int) ->
             key = f"chain/{name}/{family_name}/{chain_index}"
             rng = _rng(base_seed, key)
             order = rng.permutation(len(df))
-            reference = _take(df, order[:n])
-            chain = run_chain(_take(df, order[n : 2 * n]), family, last, rng)
+            reference = _take(df, order[: ratio * n])
+            chain = run_chain(_take(df, order[ratio * n : (ratio + 1) * n]), family, last, rng)
             for g in (0, *plan.generations):
                 case_key = f"{key}/g{g}"
                 yield Case(

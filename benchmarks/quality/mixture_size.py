@@ -8,6 +8,8 @@ share of mixtures the gate calls collapsed at each size, next to the real candid
 the same chains (generation 0: false alarms).
 
     python -m benchmarks.quality.mixture_size --datasets diamonds,flights --sizes 166,500,2000
+
+``--reference-ratio 4`` gives every chain a reference four times the candidate's size.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from .generators import FAMILIES
 from .records import Records, add_arguments, saved_or_new
 
 
-def run(names, sizes, chains, fraction, generation, seed, records: Records) -> None:
+def run(names, sizes, chains, fraction, generation, ratio, seed, records: Records) -> None:
     from threadpoolctl import threadpool_limits
 
     from collapse_callbacks import CollapseGate
@@ -41,6 +43,7 @@ def run(names, sizes, chains, fraction, generation, seed, records: Records) -> N
                     mixture_generations=(generation,),
                     mixture_families=tuple(FAMILIES),
                     mixture_chains=chains,
+                    reference_ratio=ratio,
                 )
                 for case in cases.generation_cases(name, frame, plan, seed):
                     report = CollapseGate(reference=case.reference, seed=case.seed).check(
@@ -50,6 +53,7 @@ def run(names, sizes, chains, fraction, generation, seed, records: Records) -> N
                         "id": case.id,
                         "kind": case.kind,
                         "size": len(case.candidate),
+                        "reference_rows": len(case.reference),
                         "family": case.family,
                         "collapsed": report.collapsed,
                     }
@@ -80,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chains", type=int, default=3)
     parser.add_argument("--fraction", type=float, default=0.3)
     parser.add_argument("--generation", type=int, default=3)
+    parser.add_argument(
+        "--reference-ratio", type=int, default=1, help="reference rows per candidate row"
+    )
     parser.add_argument("--seed", type=int, default=0)
     add_arguments(parser, "case")
     args = parser.parse_args(argv)
@@ -92,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             args.chains,
             args.fraction,
             args.generation,
+            args.reference_ratio,
             args.seed,
             records,
         ),
