@@ -104,3 +104,12 @@ def test_matching_bins_give_a_heavy_value_its_own_bin():
     # A column of few values is matched value by value.
     bins_r, bins_c, k = generalization._matching_bins(np.array([1.0, 2, 2, 5]), np.array([5.0, 1]))
     assert k == 3 and list(bins_r) == [0, 1, 1, 2] and list(bins_c) == [2, 0]
+
+
+def test_the_classifier_uses_up_to_four_reference_rows_per_candidate_row(breast_cancer):
+    candidate, reference = breast_cancer.iloc[:100], breast_cancer.iloc[100:]
+    statistics = evidence(reference, candidate).statistics
+    assert statistics["train_rows"] + statistics["test_rows"] == 100 + 400
+    # A reference smaller than four candidates is used whole.
+    statistics = evidence(reference.iloc[:250], candidate).statistics
+    assert statistics["train_rows"] + statistics["test_rows"] == 100 + 250
