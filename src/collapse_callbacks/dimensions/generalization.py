@@ -146,12 +146,12 @@ def _held_out_scores(reference: np.ndarray, candidate: np.ndarray, rng):
     order = rng.permutation(len(labels))
     test_size = max(int(len(labels) * HOLDOUT), 10)
     test, train = order[:test_size], order[test_size:]
+    test_labels = labels[test]
+    if test_labels.min() == test_labels.max():
+        return None  # before the fits: an AUC needs both classes
     scores = _fit_and_score(
         features[train], labels[train], features[test], int(rng.integers(2**31))
     )
-    test_labels = labels[test]
-    if test_labels.min() == test_labels.max():
-        return None
     return scores, test_labels, features, test
 
 
@@ -256,9 +256,7 @@ def _matching_bins(reference: np.ndarray, candidate: np.ndarray):
 
     def bins(x: np.ndarray) -> np.ndarray:
         spread = len(atoms) + np.clip(np.searchsorted(edges, x, side="right") - 1, 0, None)
-        atom = np.searchsorted(atoms, x).clip(max=max(len(atoms) - 1, 0))
-        is_atom = np.isin(x, atoms)
-        return np.where(is_atom, atom, spread)
+        return np.where(np.isin(x, atoms), np.searchsorted(atoms, x), spread)
 
     return bins(reference), bins(candidate), len(atoms) + len(edges)
 
