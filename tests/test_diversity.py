@@ -114,6 +114,22 @@ def test_vendi_counts_well_separated_clusters():
     assert vendi(four + rng.normal(scale=0.01, size=four.shape)) == pytest.approx(4.0, abs=0.3)
 
 
+def test_vendi_features_of_subsets_give_the_same_score():
+    # The signal computes every row's features once and scores subsets of them.
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 4))
+    vendi = diversity.RandomFourierVendi(4, 2.0, 64, rng)
+    rows = rng.permutation(300)[:120]
+    assert vendi.of_features(vendi.features(x)[rows]) == pytest.approx(vendi(x[rows]), rel=1e-12)
+
+
+def test_stacked_rows_index_the_two_samples_as_one():
+    reference, candidate = np.arange(12.0).reshape(4, 3), -np.arange(9.0).reshape(3, 3)
+    rows = np.array([6, 0, 4, 3, 5])
+    stacked = diversity._StackedRows([reference, candidate])
+    np.testing.assert_array_equal(stacked[rows], np.vstack([reference, candidate])[rows])
+
+
 def test_text_rows_are_checked_for_duplicates(penguins):
     notes = [f"penguin number {n} of the {s} kind" for n, s in enumerate(penguins.species)]
     reference = pd.DataFrame({"note": notes[:170]})

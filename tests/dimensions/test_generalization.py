@@ -37,9 +37,17 @@ def test_a_jointly_narrowed_candidate_is_not_confined(breast_cancer):
     shrunk[numeric] = candidate[numeric].median() + 0.67 * (
         candidate[numeric] - candidate[numeric].median()
     )
-    signal = evidence(reference, shrunk).signals[0]
+    result = evidence(reference, shrunk)
+    signal = result.signals[0]
     assert signal.name == "classifier_auc"
     assert signal.fires(0.01)
+    # No one column carries half the classifier's edge, so the selection test's four
+    # fits are not run: a selection on one column would show in that column's ranking.
+    statistics = result.statistics
+    column_edge = abs(statistics["best_single_column_auc"] - 0.5)
+    assert column_edge < generalization.SELECTION_COLUMN_SHARE * (statistics["auc"] - 0.5)
+    assert "selection_explains" not in statistics
+    assert [s.name for s in result.signals] == ["classifier_auc"]
 
 
 def test_a_real_split_is_not_told_apart(breast_cancer):
