@@ -65,11 +65,13 @@ CONFINABLE = frozenset(
 )
 
 
-# What a selection of real rows cannot produce, whatever the column it selects on: both
-# tails thinner (a selection keeps one side), values no real row has, more repeated
-# rows, a broken model. When the classifier finds the candidate to be real rows
-# selected on one column (generalization.py, ``one_column_selection``), every other
-# narrowing or structure signal is read as a consequence of that selection: shift.
+# What a selection of real rows does not produce by itself: both tails thinner (a
+# selection keeps one side), values no real row has, more repeated rows, a broken
+# model. When the classifier finds the candidate to be real rows selected on one column
+# (generalization.py, ``one_column_selection``), every other narrowing or structure
+# signal is read as a consequence of that selection: shift. Of these, the tails and
+# duplicates that the reference matched on the same column shows too are consequences
+# as well (the selection signal's ``explains``, dimensions/selection_effects.py).
 NOT_FROM_SELECTION = frozenset(
     {
         "tail_coverage_1%",
@@ -190,11 +192,18 @@ def decide(
     firing = [s for r in [*dimensions.values(), diversity_result] for s in r.firing]
     selection = [s for s in firing if s.name == "one_column_selection"]
     confinable = CONFINABLE
+    reproduced: set[str] = set()
     if selection:
         damage = {s.name for s in firing if s.kind is not SignalKind.SHIFT}
         confinable = CONFINABLE | (damage - NOT_FROM_SELECTION)
-    decisive = [s for s in firing if s.kind is not SignalKind.SHIFT and s.name not in confinable]
-    confined = [s for s in firing if s.kind is not SignalKind.SHIFT and s.name in confinable]
+        reproduced = {key for s in selection for key in s.explains}
+
+    def follows(signal: Signal) -> bool:
+        return signal.name in confinable or signal.key in reproduced
+
+    damage_signals = [s for s in firing if s.kind is not SignalKind.SHIFT]
+    decisive = [s for s in damage_signals if not follows(s)]
+    confined = [s for s in damage_signals if follows(s)]
     collapsed = bool(decisive)
     shift = any(s.kind is SignalKind.SHIFT for s in firing) or (bool(confined) and not collapsed)
     # Worst first: what fails the gate, then what only moved; each by its score.
@@ -203,10 +212,22 @@ def decide(
     )
     reasons = [s.sentence for s in ordered]
     if confined and not collapsed and selection:
-        reasons.append(
+        column = selection[0].column
+        sentence = (
             f"{len(confined)} narrowing or structure signal(s) follow from the selection on "
-            f"`{selection[0].column}`: read as shift"
+            f"`{column}`: read as shift"
         )
+        matched = [s for s in confined if s.key in reproduced]
+        if matched:
+            sentence += (
+                f" (the reference's rows matched on `{column}` show "
+                + ", ".join(
+                    f"{s.name.replace('_', ' ')}" + (f" in `{s.column}`" if s.column else "")
+                    for s in matched
+                )
+                + " too)"
+            )
+        reasons.append(sentence)
     elif confined and not collapsed:
         columns = ", ".join(dict.fromkeys(f"`{s.column}`" for s in confined if s.column))
         reasons.append(

@@ -50,6 +50,13 @@ class Signal:
     # True for a reading of another signal's test (the same p-value, not a test of its
     # own): the multiple-testing correction does not count it (detector.holm).
     restates: bool = False
+    # Other signals (``name`` or ``name:column``) this one accounts for: a selection of
+    # real rows that also reproduces them (dimensions/selection_effects.py).
+    explains: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return self.name if self.column is None else f"{self.name}:{self.column}"
 
     def score(self) -> float:
         """100 when the effect is within noise, 50 at the tolerance beyond noise, -> 0."""
@@ -71,6 +78,7 @@ class Signal:
     def from_dict(cls, data: dict) -> Signal:
         values = {k: (math.nan if v is None and k in _FLOAT_FIELDS else v) for k, v in data.items()}
         values["kind"] = SignalKind(values["kind"])
+        values["explains"] = tuple(values.get("explains", ()))
         return cls(**values)
 
 

@@ -19,6 +19,7 @@ smoothed or off-manifold rows, which no single column's ranking separates.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ from scipy import stats
 
 from collapse_callbacks.comparison import Comparison, Part
 from collapse_callbacks.data.roles import ColumnRole
+from collapse_callbacks.dimensions import selection_effects
 from collapse_callbacks.dimensions.base import DimensionEvidence, Signal, SignalKind
 from collapse_callbacks.dimensions.fidelity import quote
 
@@ -82,9 +84,8 @@ def run(comparison: Comparison) -> DimensionEvidence:
     order = rng.permutation(comparison.reference_view.rows)[:MAX_ROWS_PER_SIDE]
     every_reference = encoder.encode(Part(comparison.reference_view, order))
     reference = every_reference[:n_reference]
-    candidate = encoder.encode(
-        Part(comparison.candidate_view, rng.permutation(comparison.candidate_view.rows)[:n])
-    )
+    candidate_rows = rng.permutation(comparison.candidate_view.rows)[:n]
+    candidate = encoder.encode(Part(comparison.candidate_view, candidate_rows))
     held_out = _held_out_scores(reference, candidate, comparison.rng("c2st split"))
     if held_out is None:
         return DimensionEvidence(NAME, not_run="the held-out split holds only one class")
@@ -126,7 +127,11 @@ def run(comparison: Comparison) -> DimensionEvidence:
     selection = None
     column_edge = abs(column_auc - 0.5) if column is not None else 0.0
     if result.pvalue < SELECTION_WHEN_P_BELOW and column_edge >= SELECTION_COLUMN_SHARE * effect:
-        selection = _selection(every_reference, candidate, sources, comparison, auc)
+        parts = (
+            Part(comparison.reference_view, order),
+            Part(comparison.candidate_view, candidate_rows),
+        )
+        selection = _selection(every_reference, candidate, parts, sources, comparison, auc)
     if selection is not None and selection.auc <= 0.5:
         selection = None  # at the reduced size nothing tells the sets apart: nothing to explain
     statistics_extra = {}
@@ -169,6 +174,8 @@ class _Selection:
     weighted_auc: float
     auc: float  # the control: the same number of reference rows, drawn uniformly
     rows: int
+    # The signals no selection makes by itself that this one does (selection_effects).
+    reproduced: tuple[str, ...] = ()
 
     @property
     def explains(self) -> bool:
@@ -184,6 +191,7 @@ class _Selection:
             "selection_control_auc": self.auc,
             "selection_rows": float(self.rows),
             "selection_explains": float(self.explains),
+            "selection_reproduces": float(len(self.reproduced)),
         }
 
     def signal(self, classifier: Signal) -> Signal:
@@ -207,10 +215,11 @@ class _Selection:
             p_value=classifier.p_value if explained else 1.0,
             sentence=sentence,
             restates=True,
+            explains=self.reproduced if explained else (),
         )
 
 
-def _selection(reference, candidate, sources, comparison, auc) -> _Selection | None:
+def _selection(reference, candidate, parts, sources, comparison, auc) -> _Selection | None:
     """Is the candidate the reference reweighted on one column (a filter, a reweighting)?
 
     Both sides are matched on the deciles (of both pooled; on the values, for a column
@@ -240,7 +249,16 @@ def _selection(reference, candidate, sources, comparison, auc) -> _Selection | N
     uniform_c = rng.permutation(len(candidate))[: len(matched_c)]
     control = _cross_fitted_auc(reference[uniform_r], candidate[uniform_c], rng)
     weighted = _cross_fitted_auc(reference[matched_r], candidate[matched_c], rng)
-    return _Selection(column, weighted, control, len(matched_r))
+    selection = _Selection(column, weighted, control, len(matched_r))
+    if not selection.explains:
+        return selection
+    reference_part, candidate_part = parts
+    reproduced = selection_effects.reproduced(
+        comparison,
+        Part(reference_part.view, reference_part.rows[matched_r]),
+        Part(candidate_part.view, candidate_part.rows[matched_c]),
+    )
+    return dataclasses.replace(selection, reproduced=reproduced)
 
 
 def _matching_bins(reference: np.ndarray, candidate: np.ndarray):
