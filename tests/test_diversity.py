@@ -120,7 +120,7 @@ def test_vendi_features_of_subsets_give_the_same_score():
     x = rng.normal(size=(300, 4))
     vendi = diversity.RandomFourierVendi(4, 2.0, 64, rng)
     rows = rng.permutation(300)[:120]
-    assert vendi.of_features(vendi.features(x)[rows]) == pytest.approx(vendi(x[rows]), rel=1e-12)
+    assert vendi.of_features(vendi.features(x)[rows]) == pytest.approx(vendi(x[rows]), rel=1e-6)
 
 
 def test_stacked_rows_index_the_two_samples_as_one():

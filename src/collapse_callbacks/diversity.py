@@ -67,6 +67,7 @@ PRDC_K = 5
 PRDC_ROWS = 1000
 VENDI_ROWS = 1000
 VENDI_FEATURES = 256
+FEATURE_BLOCK_ROWS = 2048
 BANDWIDTH_ROWS = 1000
 
 # A column's distinct ratio is a signal only when the reference part holds at least this
@@ -168,8 +169,18 @@ class RandomFourierVendi:
         return self.of_features(self.features(x))
 
     def features(self, x: np.ndarray) -> np.ndarray:
-        """Each row's random Fourier features (one row of ``phi``)."""
-        return self.scale * np.cos(x @ self.weights + self.phases)
+        """Each row's random Fourier features (one row of ``phi``), in single precision.
+
+        A block of rows at a time, in place: on a 20,000-row sample the float64
+        temporaries of the whole matrix at once took 100 MB more peak memory."""
+        out = np.empty((len(x), self.weights.shape[1]), dtype=np.float32)
+        for start in range(0, len(x), FEATURE_BLOCK_ROWS):
+            block = x[start : start + FEATURE_BLOCK_ROWS] @ self.weights
+            block += self.phases
+            np.cos(block, out=block)
+            block *= self.scale
+            out[start : start + FEATURE_BLOCK_ROWS] = block
+        return out
 
     @staticmethod
     def of_features(phi: np.ndarray) -> float:
@@ -376,9 +387,7 @@ def _vendi_signal(
     # samples: 20 MB a side) and changes the scores in the seventh digit.
     features = PerView(
         comparison,
-        lambda view: vendi.features(encoded.rows(Part(view, np.arange(view.rows)))).astype(
-            np.float32
-        ),
+        lambda view: vendi.features(encoded.rows(Part(view, np.arange(view.rows)))),
         _StackedRows,
     )
 
