@@ -54,7 +54,7 @@ SELECTION_MIN_ROWS = 100
 # selected on a column differ from the reference by a weight that is a function of that
 # column, and for a filter or a tilt it is monotone, so that column ranks the rows
 # about as well as any classifier can: the full plan's selections the test explains
-# carry 86-100% of the edge in their column. Recursive generations and most mixtures
+# carry 86% of the edge or more in their column. Recursive generations and most mixtures
 # carry less, and the test's fits cost the most of any one statistic.
 SELECTION_WHEN_P_BELOW = 0.05
 SELECTION_COLUMN_SHARE = 0.5
