@@ -42,10 +42,9 @@ TABULAR = frozenset({ColumnRole.NUMERIC, ColumnRole.CATEGORICAL, ColumnRole.BOOL
 
 
 def reproduced(comparison: Comparison, reference: Part, candidate: Part) -> tuple[str, ...]:
-    """Keys (``Signal.key``) of the tail and duplicate signals that the matched
-    ``reference`` rows show against the reference as a whole as well as the matched
-    ``candidate`` rows do: the candidate is not thinner or more repetitive than the
-    reference selected like it."""
+    """Keys (``Signal.key``) of the tail and duplicate signals this selection accounts
+    for: in those tails the matched candidate rows are no thinner, and among themselves
+    they repeat no more, than the matched reference rows."""
     keys = [
         f"tail_coverage_{_label(level)}:{column}"
         for column in comparison.columns(ColumnRole.NUMERIC)
@@ -64,20 +63,18 @@ def _tails_reproduced(
     comparison: Comparison, column: str, level: float, reference: Part, candidate: Part
 ) -> bool:
     sketch = comparison.reference.states[column].sketch
-    if sketch.count == 0:
-        return False
     r_values, c_values = reference.numeric(column), candidate.numeric(column)
     r_values, c_values = r_values[np.isfinite(r_values)], c_values[np.isfinite(c_values)]
+    if sketch.count == 0 or len(r_values) == 0 or len(c_values) == 0:
+        return False
+    low, high = sketch.quantile(level), sketch.quantile(1 - level)
     coverages, p_values = [], []
-    for beyond in (
-        lambda x: x < sketch.quantile(level),
-        lambda x: x > sketch.quantile(1 - level),
+    for r_beyond, c_beyond in (
+        (r_values < low, c_values < low),
+        (r_values > high, c_values > high),
     ):
-        if len(r_values) == 0 or len(c_values) == 0:
-            return False
-        share_r = beyond(r_values).sum() / len(r_values)
-        share_c = beyond(c_values).sum() / len(c_values)
-        # A selection that leaves (almost) no matched reference row beyond predicts the
+        share_r, share_c = r_beyond.mean(), c_beyond.mean()
+        # A selection that leaves no matched reference row beyond predicts the
         # candidate's empty tail: nothing is lost beyond what it explains.
         coverages.append(share_c / share_r if share_r > 0 else 1.0)
         p_values.append(_one_sided_p(share_r, len(r_values), share_c, len(c_values)))
