@@ -192,18 +192,17 @@ def decide(
     firing = [s for r in [*dimensions.values(), diversity_result] for s in r.firing]
     selection = [s for s in firing if s.name == "one_column_selection"]
     confinable = CONFINABLE
+    damage = [s for s in firing if s.kind is not SignalKind.SHIFT]
     reproduced: set[str] = set()
     if selection:
-        damage = {s.name for s in firing if s.kind is not SignalKind.SHIFT}
-        confinable = CONFINABLE | (damage - NOT_FROM_SELECTION)
+        confinable = CONFINABLE | ({s.name for s in damage} - NOT_FROM_SELECTION)
         reproduced = {key for s in selection for key in s.explains}
 
     def follows(signal: Signal) -> bool:
         return signal.name in confinable or signal.key in reproduced
 
-    damage_signals = [s for s in firing if s.kind is not SignalKind.SHIFT]
-    decisive = [s for s in damage_signals if not follows(s)]
-    confined = [s for s in damage_signals if follows(s)]
+    decisive = [s for s in damage if not follows(s)]
+    confined = [s for s in damage if follows(s)]
     collapsed = bool(decisive)
     shift = any(s.kind is SignalKind.SHIFT for s in firing) or (bool(confined) and not collapsed)
     # Worst first: what fails the gate, then what only moved; each by its score.

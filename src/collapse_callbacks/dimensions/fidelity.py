@@ -180,7 +180,12 @@ def _both_have_values(comparison: Comparison, column: str) -> bool:
     )
 
 
-def _lower_proportion_test(x_c: float, n_c: int, x_r: float, n_r: int) -> tuple[float, float]:
+def tail_label(level: float) -> str:
+    """How a tail level is named in its signal, ``tail_coverage_1%``: "1%", "0.1%"."""
+    return f"{level:.1%}".replace(".0%", "%")
+
+
+def lower_proportion_test(x_c: float, n_c: int, x_r: float, n_r: int) -> tuple[float, float]:
     """One-sided two-proportion z-test that the candidate's share is lower: (p, SE)."""
     pool = (x_c + x_r) / (n_c + n_r)
     se = math.sqrt(pool * (1 - pool) * (1 / n_c + 1 / n_r))
@@ -196,7 +201,7 @@ def _tails(
     n_r, n_c = reference.count, candidate.count
     signals = []
     for level in TAIL_LEVELS:
-        label = f"{level:.1%}".replace(".0%", "%")
+        label = tail_label(level)
         sides = {}
         for side, threshold, mass in (
             ("lower", reference.quantile(level), QuantileSketch.mass_below),
@@ -205,7 +210,7 @@ def _tails(
             r, c = mass(reference, threshold), mass(candidate, threshold)
             if not r * n_c >= TAIL_MIN_EXPECTED:
                 continue  # unmeasurable: too few rows expected beyond, or a bounded side
-            p, se = _lower_proportion_test(c * n_c, n_c, r * n_r, n_r)
+            p, se = lower_proportion_test(c * n_c, n_c, r * n_r, n_r)
             sides[side] = (c / r, p, se / r, threshold)
             statistics[f"{column}.tail_{label}_{side}_coverage"] = c / r
         if len(sides) < 2:

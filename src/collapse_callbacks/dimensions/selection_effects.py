@@ -23,14 +23,16 @@ samples show no sign of it at 5%.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-from scipy import stats
 
 from collapse_callbacks.comparison import Comparison, Part
 from collapse_callbacks.data.roles import ColumnRole
-from collapse_callbacks.dimensions.fidelity import TAIL_LEVELS, TAIL_TOLERANCE
+from collapse_callbacks.dimensions.fidelity import (
+    TAIL_LEVELS,
+    TAIL_TOLERANCE,
+    lower_proportion_test,
+    tail_label,
+)
 from collapse_callbacks.diversity import DUPLICATE_TOLERANCE, NEAR_DUPLICATE_TOLERANCE
 from collapse_callbacks.profile.rows import row_hashes
 from collapse_callbacks.profile.table import NEAR_DUPLICATE_DIGITS
@@ -46,17 +48,13 @@ def reproduced(comparison: Comparison, reference: Part, candidate: Part) -> tupl
     for: in those tails the matched candidate rows are no thinner, and among themselves
     they repeat no more, than the matched reference rows."""
     keys = [
-        f"tail_coverage_{_label(level)}:{column}"
+        f"tail_coverage_{tail_label(level)}:{column}"
         for column in comparison.columns(ColumnRole.NUMERIC)
         for level in TAIL_LEVELS
         if _tails_reproduced(comparison, column, level, reference, candidate)
     ]
     keys += _duplicates_reproduced(comparison, reference, candidate)
     return tuple(keys)
-
-
-def _label(level: float) -> str:
-    return f"{level:.1%}".replace(".0%", "%")  # as fidelity names its tail signals
 
 
 def _tails_reproduced(
@@ -68,16 +66,17 @@ def _tails_reproduced(
     if sketch.count == 0 or len(r_values) == 0 or len(c_values) == 0:
         return False
     low, high = sketch.quantile(level), sketch.quantile(1 - level)
+    n_r, n_c = len(r_values), len(c_values)
     coverages, p_values = [], []
     for r_beyond, c_beyond in (
         (r_values < low, c_values < low),
         (r_values > high, c_values > high),
     ):
-        share_r, share_c = r_beyond.mean(), c_beyond.mean()
+        r, c = int(r_beyond.sum()), int(c_beyond.sum())
         # A selection that leaves no matched reference row beyond predicts the
         # candidate's empty tail: nothing is lost beyond what it explains.
-        coverages.append(share_c / share_r if share_r > 0 else 1.0)
-        p_values.append(_one_sided_p(share_r, len(r_values), share_c, len(c_values)))
+        coverages.append((c / n_c) / (r / n_r) if r else 1.0)
+        p_values.append(lower_proportion_test(c, n_c, r, n_r)[0])
     # As fidelity's signal: both tails thinner, the better-kept one beyond tolerance.
     still_thinner = max(p_values) < RETEST_P and 1.0 - max(coverages) > TAIL_TOLERANCE
     return not still_thinner
@@ -99,27 +98,18 @@ def _duplicates_reproduced(comparison: Comparison, reference: Part, candidate: P
         ("duplicate_rate", None, DUPLICATE_TOLERANCE),
         ("near_duplicate_rate", NEAR_DUPLICATE_DIGITS, NEAR_DUPLICATE_TOLERANCE),
     ):
-        rate_r = _repeat_rate(reference, comparison, digits)
-        rate_c = _repeat_rate(candidate, comparison, digits)
-        p = _one_sided_p(1 - rate_r, len(reference), 1 - rate_c, len(candidate))
-        if not (p < RETEST_P and rate_c - rate_r > tolerance):
+        distinct_r = _distinct_rows(reference, comparison, digits)
+        distinct_c = _distinct_rows(candidate, comparison, digits)
+        # More repeated rows is a lower share of distinct ones.
+        p, _ = lower_proportion_test(distinct_c, len(candidate), distinct_r, len(reference))
+        excess = distinct_r / len(reference) - distinct_c / len(candidate)
+        if not (p < RETEST_P and excess > tolerance):
             keys.append(name)
     return keys
 
 
-def _repeat_rate(part: Part, comparison: Comparison, digits: int | None) -> float:
-    """Share of the part's rows that repeat an earlier row of the part."""
+def _distinct_rows(part: Part, comparison: Comparison, digits: int | None) -> int:
+    """How many of the part's rows differ from every earlier row of the part."""
     table = part.view.table.take(part.rows)
-    hashes = np.concatenate(
-        [row_hashes(batch, comparison.roles, digits) for batch in table.to_batches()]
-    )
-    return 1.0 - len(np.unique(hashes)) / len(hashes)
-
-
-def _one_sided_p(share_r: float, n_r: int, share_c: float, n_c: int) -> float:
-    """Two-proportion z-test that the candidate's share is lower than the reference's."""
-    pool = (share_r * n_r + share_c * n_c) / (n_r + n_c)
-    se = math.sqrt(pool * (1 - pool) * (1 / n_r + 1 / n_c))
-    if se == 0:
-        return 0.5 if share_c >= share_r else 0.0
-    return float(stats.norm.cdf((share_c - share_r) / se))
+    hashes = [row_hashes(batch, comparison.roles, digits) for batch in table.to_batches()]
+    return len(np.unique(np.concatenate(hashes)))
