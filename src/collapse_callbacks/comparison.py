@@ -290,6 +290,22 @@ class Comparison:
         # Maps a column's sample values to vectors (the user's own encoder).
         self.embedder: Callable | dict | None = None
 
+    def without(self, column: str) -> Comparison:
+        """The same comparison with one column left out: the same samples, parts and
+        null splits (they depend on the seed and the sample sizes only)."""
+        roles = {name: role for name, role in self.roles.items() if name != column}
+        other = Comparison(
+            self.reference,
+            self.candidate,
+            roles,
+            alpha=self.alpha,
+            seed=self.seed,
+            n_splits=self.n_splits,
+        )
+        other.token_text = self.token_text
+        other.embedder = self.embedder
+        return other
+
     def rng(self, purpose: str) -> np.random.Generator:
         """A generator for one purpose: the same seed gives the same draws, and adding a
         new purpose does not shift the draws of the others."""

@@ -2,14 +2,16 @@
 
 False alarms are controlled family-wise: the user's ``alpha`` is split over the
 dimensions that ran (weighted Bonferroni, see ``ALPHA_WEIGHTS``), and within a dimension
-its signals are tested with Holm's step-down procedure at that share. A signal *fires* when Holm rejects it AND its
-effect exceeds the practical tolerance, so that negligible differences in huge datasets
-pass. ``collapsed`` is any firing narrowing or structure signal; ``shift`` is any firing
+its signals are tested with Holm's step-down procedure at that share. A signal *fires*
+when Holm rejects it AND its effect exceeds the practical tolerance, so that negligible
+differences in huge datasets pass. ``collapsed`` is any firing narrowing or structure signal; ``shift`` is any firing
 shift signal (a change of location or mix), reported separately and not failing the gate.
-Two exceptions read narrowing or structure as shift: narrowing confined to single
-columns (``CONFINABLE``), and everything a selection of real rows can produce when the
+Three exceptions read narrowing or structure as shift: narrowing confined to single
+columns (``CONFINABLE``); everything a selection of real rows can produce when the
 classifier test finds the candidate to be real rows selected on one column
-(``one_column_selection``; ``NOT_FROM_SELECTION`` lists what still fails the gate).
+(``one_column_selection``; ``NOT_FROM_SELECTION`` lists what still fails the gate); and
+joint signals that vanish when the one column that shifted is left out
+(``column_effect``, from dimensions/column_effects.py).
 
 Scores: a signal scores 100 while its effect is within twice its noise and 50 when it
 exceeds that by its tolerance; a dimension scores its worst signal; the overall score is
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from collapse_callbacks.dimensions.base import (
     DimensionEvidence,
@@ -28,6 +31,9 @@ from collapse_callbacks.dimensions.base import (
     SignalKind,
     Status,
 )
+
+if TYPE_CHECKING:
+    from collapse_callbacks.dimensions.column_effects import ColumnEffect
 
 # The order of the report; the two model dimensions need a model (the training
 # integrations provide one).
@@ -97,6 +103,9 @@ class Verdict:
     dimensions: dict[str, DimensionResult]
     diversity: DimensionResult
     reasons: tuple[str, ...]
+    # The firing signals that fail the gate, and every firing signal.
+    decisive: tuple[Signal, ...] = ()
+    firing: tuple[Signal, ...] = ()
 
 
 def holm(signals: tuple[Signal, ...], alpha: float) -> tuple[set[int], float | None]:
@@ -178,8 +187,14 @@ def overall_score(scores: list[float]) -> float:
 
 
 def decide(
-    evidence: list[DimensionEvidence], diversity: DimensionEvidence, alpha: float
+    evidence: list[DimensionEvidence],
+    diversity: DimensionEvidence,
+    alpha: float,
+    column_effect: ColumnEffect | None = None,
 ) -> Verdict:
+    """The verdict on the evidence. ``column_effect`` names the joint signals that
+    vanish without the one column that shifted (dimensions/column_effects.py): they
+    are read as shift."""
     shares = alpha_shares([e.name for e in [*evidence, diversity] if e.not_run is None], alpha)
     results = {e.name: score_dimension(e, shares.get(e.name, alpha)) for e in evidence}
     for name, reason in MODEL_DIMENSIONS.items():
@@ -193,10 +208,10 @@ def decide(
     selection = [s for s in firing if s.name == "one_column_selection"]
     confinable = CONFINABLE
     damage = [s for s in firing if s.kind is not SignalKind.SHIFT]
-    reproduced: set[str] = set()
+    reproduced: set[str] = set(column_effect.explains) if column_effect else set()
     if selection:
         confinable = CONFINABLE | ({s.name for s in damage} - NOT_FROM_SELECTION)
-        reproduced = {key for s in selection for key in s.explains}
+        reproduced |= {key for s in selection for key in s.explains}
 
     def follows(signal: Signal) -> bool:
         return signal.name in confinable or signal.key in reproduced
@@ -227,6 +242,14 @@ def decide(
                 + " too)"
             )
         reasons.append(sentence)
+    elif confined and not collapsed and column_effect:
+        joint = ", ".join(key.replace("_", " ") for key in column_effect.explains)
+        reasons.append(
+            f"the joint signals ({joint}) change only through `{column_effect.column}`: "
+            "measured again without that column none of them exceeds its tolerance at 5%, "
+            "so one column's distribution moved (a filter or a reweighting on it): read as "
+            "shift"
+        )
     elif confined and not collapsed:
         columns = ", ".join(dict.fromkeys(f"`{s.column}`" for s in confined if s.column))
         reasons.append(
@@ -236,4 +259,13 @@ def decide(
     score = overall_score(
         [r.score for r in [*dimensions.values(), diversity_result] if r.score is not None]
     )
-    return Verdict(score, collapsed, shift, dimensions, diversity_result, tuple(reasons))
+    return Verdict(
+        score,
+        collapsed,
+        shift,
+        dimensions,
+        diversity_result,
+        tuple(reasons),
+        decisive=tuple(decisive),
+        firing=tuple(firing),
+    )

@@ -221,6 +221,14 @@ class CollapseGate:
             evidence = [_scaled(e, scale) for e in evidence]
             diversity = _scaled(diversity, scale)
         verdict = decide(evidence, diversity, self.alpha)
+        if verdict.collapsed:
+            from collapse_callbacks.dimensions import column_effects
+
+            effect = column_effects.retest(
+                comparison, list(verdict.decisive), list(verdict.firing), scale
+            )
+            if effect is not None:
+                verdict = decide(evidence, diversity, self.alpha, column_effect=effect)
         truncated = [
             f"the {label} pass stopped at the time budget after {profile.rows:,} rows"
             for label, profile in (("reference", reference), ("candidate", candidate_profile))
