@@ -128,16 +128,45 @@ def log_unit_ball_volume(d: int) -> float:
     return 0.5 * d * np.log(np.pi) - float(gammaln(0.5 * d + 1.0))
 
 
-def knn_entropy(x: np.ndarray, k: int = KNN_K, floor: float = 0.0) -> float:
+def knn_entropy(
+    x: np.ndarray, k: int = KNN_K, floor: float = 0.0, kth: np.ndarray | None = None
+) -> float:
     """Kozachenko-Leonenko entropy estimate (nats) of the rows of ``x``, with k-NN
-    distances floored at ``floor``."""
+    distances floored at ``floor``; ``kth``: their k-th neighbour distances, if known."""
     n, d = x.shape
     if n <= k or d == 0:
         return np.nan
-    distances = np.maximum(kth_neighbour_distance(x, k), floor)
+    distances = np.maximum(kth_neighbour_distance(x, k) if kth is None else kth, floor)
     if not (distances > 0).all():
         return -np.inf
     return float(digamma(n) - digamma(k) + log_unit_ball_volume(d) + d * np.log(distances).mean())
+
+
+class NeighbourRows(ProjectedRows):
+    """The rows the distance statistics use (encoded, on at most
+    ``MAX_NEIGHBOUR_DIMENSIONS`` leading axes), one per comparison, with each part's
+    k-th neighbour distances kept: the k-NN entropy and the diversity analyzer's PRDC
+    ask for those of the same parts at every null split, and computing them twice was
+    a tenth of a check on small tables."""
+
+    def __init__(self, comparison: Comparison) -> None:
+        super().__init__(EncodedRows(comparison), MAX_NEIGHBOUR_DIMENSIONS)
+        self._kth: dict[tuple, np.ndarray] = {}
+
+    @classmethod
+    def of(cls, comparison: Comparison) -> NeighbourRows:
+        if "neighbour rows" not in comparison.cache:
+            comparison.cache["neighbour rows"] = cls(comparison)
+        return comparison.cache["neighbour rows"]
+
+    def kth(self, part: Part, k: int, limit: int | None = None) -> np.ndarray:
+        """``kth_neighbour_distance`` of the part's rows (its first ``limit``)."""
+        rows = part.rows if limit is None else part.rows[:limit]
+        # By content: parts made on the fly (``head``) have short-lived row arrays.
+        key = (id(part.view), k, rows.tobytes())
+        if key not in self._kth:
+            self._kth[key] = kth_neighbour_distance(self.rows(part, limit), k)
+        return self._kth[key]
 
 
 # -- per-column entropies -------------------------------------------------------------
@@ -491,11 +520,10 @@ def _spectral_entropy_signal(
 
 
 def _knn_entropy_signal(
-    comparison: Comparison, encoded: ProjectedRows
+    comparison: Comparison, encoded: NeighbourRows
 ) -> tuple[list[Signal], dict[str, float]]:
     d = encoded.width
-    reference_part = comparison.observed_parts[0].head(KNN_ROWS)
-    spacing = kth_neighbour_distance(encoded.rows(reference_part), KNN_K)
+    spacing = encoded.kth(comparison.observed_parts[0], KNN_K, KNN_ROWS)
     statistics = {
         "knn_entropy_dimensions": float(d),
         "encoded_dimensions": float(encoded.source_width),
@@ -511,7 +539,14 @@ def _knn_entropy_signal(
     statistics["knn_distance_floor"] = floor
 
     def statistic(a: Part, b: Part) -> np.ndarray:
-        return np.array([knn_entropy(encoded.rows(p, KNN_ROWS), KNN_K, floor) for p in (b, a)])
+        return np.array(
+            [
+                knn_entropy(
+                    encoded.rows(p, KNN_ROWS), KNN_K, floor, encoded.kth(p, KNN_K, KNN_ROWS)
+                )
+                for p in (b, a)
+            ]
+        )
 
     fig = Paired.from_calibrated(comparison.calibrate(statistic), "lower", relative=False)
     if not fig.finite(0):
@@ -598,5 +633,5 @@ def run(comparison: Comparison) -> DimensionEvidence:
     if encoded.width:
         add(_spectral_entropy_signal(comparison, SpectralRows(encoded)))
         if numeric:
-            add(_knn_entropy_signal(comparison, ProjectedRows(encoded, MAX_NEIGHBOUR_DIMENSIONS)))
+            add(_knn_entropy_signal(comparison, NeighbourRows.of(comparison)))
     return DimensionEvidence(NAME, signals=tuple(signals), statistics=statistics)
