@@ -1,7 +1,7 @@
 """Do the joint signals change only through the one column that shifted?
 
 Real data reweighted on a column c moves more than c's distribution. Upweighting fair's
-rows with many `affairs` (a count that is zero for three quarters of the rows) gives
+rows with many `affairs` (a count that is zero for two thirds of the rows) gives
 that column most of the candidate's variance: the eigen-spectrum of the encoded rows
 concentrates on it and the effective rank falls by 30%, and rank correlations with it
 move. Those are row-level signals, which the detector counts as damage, so the
