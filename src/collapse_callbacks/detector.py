@@ -4,8 +4,9 @@ False alarms are controlled family-wise: the user's ``alpha`` is split over the
 dimensions that ran (weighted Bonferroni, see ``ALPHA_WEIGHTS``), and within a dimension
 its signals are tested with Holm's step-down procedure at that share. A signal *fires*
 when Holm rejects it AND its effect exceeds the practical tolerance, so that negligible
-differences in huge datasets pass. ``collapsed`` is any firing narrowing or structure signal; ``shift`` is any firing
-shift signal (a change of location or mix), reported separately and not failing the gate.
+differences in huge datasets pass. ``collapsed`` is any firing narrowing or structure
+signal; ``shift`` is any firing shift signal (a change of location or mix), reported
+separately and not failing the gate.
 Three exceptions read narrowing or structure as shift: narrowing confined to single
 columns (``CONFINABLE``); everything a selection of real rows can produce when the
 classifier test finds the candidate to be real rows selected on one column

@@ -203,7 +203,7 @@ class RandomFourierVendi:
         gram = phi @ phi.T if len(phi) < phi.shape[1] else phi.T @ phi
         gram /= len(phi)
         # SciPy's divide-and-conquer driver, eigenvalues only: the same LAPACK routine
-        # as numpy.linalg.eigvalsh, in 60% of its time here (a 256-wide Gram matrix, one
+        # as numpy.linalg.eigvalsh, in about 60% of its time on these Gram matrices (one
         # thread), and this runs twice per null split.
         eigenvalues = linalg.eigh(gram, eigvals_only=True, driver="evd", check_finite=False)
         # Below single precision's rounding of the largest, an eigenvalue is a zero of

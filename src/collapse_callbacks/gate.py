@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -218,15 +217,17 @@ class CollapseGate:
         reference, candidate_profile = comparison.reference, comparison.candidate
         scale = self.tolerance_scale
         if scale != 1.0:
-            evidence = [_scaled(e, scale) for e in evidence]
-            diversity = _scaled(diversity, scale)
+            evidence = [e.scaled(scale) for e in evidence]
+            diversity = diversity.scaled(scale)
         verdict = decide(evidence, diversity, self.alpha)
         if verdict.collapsed:
             from collapse_callbacks.dimensions import column_effects
 
-            effect = column_effects.retest(
-                comparison, list(verdict.decisive), list(verdict.firing), scale
-            )
+            # One BLAS thread, as for the dimensions themselves (run_dimensions).
+            with threadpool_limits(limits=1):
+                effect = column_effects.retest(
+                    comparison, list(verdict.decisive), list(verdict.firing), scale
+                )
             if effect is not None:
                 verdict = decide(evidence, diversity, self.alpha, column_effect=effect)
         truncated = [
@@ -375,8 +376,3 @@ def _run_dimensions(comparison: Comparison) -> tuple[list[DimensionEvidence], Di
     modules = (fidelity, correlation, entropy, spectral, generalization, consistency)
     evidence = [with_modalities(module.run(comparison), comparison) for module in modules]
     return evidence, with_modalities(diversity.run(comparison), comparison)
-
-
-def _scaled(evidence: DimensionEvidence, scale: float) -> DimensionEvidence:
-    signals = tuple(dataclasses.replace(s, tolerance=s.tolerance * scale) for s in evidence.signals)
-    return dataclasses.replace(evidence, signals=signals)

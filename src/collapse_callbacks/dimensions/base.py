@@ -16,7 +16,7 @@ verdict reads it:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 
 
@@ -153,3 +153,8 @@ class DimensionEvidence:
     signals: tuple[Signal, ...] = ()
     statistics: dict[str, float] = field(default_factory=dict)
     not_run: str | None = None  # the reason, when the dimension could not run
+
+    def scaled(self, scale: float) -> DimensionEvidence:
+        """The same evidence with every signal's tolerance times ``scale`` (lineage)."""
+        signals = tuple(replace(s, tolerance=s.tolerance * scale) for s in self.signals)
+        return replace(self, signals=signals)

@@ -22,7 +22,7 @@ not remove it: on the benchmark's recursive generations and mixtures no verdict 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from collapse_callbacks.comparison import Comparison
 from collapse_callbacks.data.roles import ColumnRole
@@ -79,10 +79,9 @@ def retest(
     for name, module in _modules().items():
         if not wanted & JOINT[name]:
             continue
-        evidence = module.run(without)
-        for signal in evidence.signals:
+        for signal in module.run(without).scaled(tolerance_scale).signals:
             if signal.column is None and signal.name in wanted:
-                again[signal.name] = replace(signal, tolerance=signal.tolerance * tolerance_scale)
+                again[signal.name] = signal
     # A signal that cannot be measured without the column (two numeric columns left one)
     # was about that column's dependencies alone.
     explains = tuple(
