@@ -56,3 +56,16 @@ def test_public_names_resolve():
 
     for name in cc.__all__:
         assert getattr(cc, name) is not None
+
+
+def test_a_check_trains_its_classifier_without_torchs_compiler():
+    # torch.optim's optimizers import torch._dynamo when built: about a second of a
+    # small check. The checks' networks train with collapse_callbacks.adamw instead.
+    loaded = _modules_after(
+        "import contextlib, io\n"
+        "from collapse_callbacks.cli import main\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['check', 'example:penguins', 'example:penguins', '--quiet'])"
+    )
+    assert "torch" in loaded
+    assert "torch._dynamo" not in loaded

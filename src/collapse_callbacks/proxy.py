@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import stats
 
+from collapse_callbacks.adamw import AdamW
 from collapse_callbacks.comparison import MAX_CATEGORIES_ENCODED, Comparison, Part
 from collapse_callbacks.data.roles import ColumnRole
 from collapse_callbacks.dimensions import gradients, landscape
@@ -453,7 +454,7 @@ def _fit(torch, device, task: Task, rows: Design, seed: int):
     model = _network(torch, task).to(device)
     x = torch.from_numpy(rows.x).to(device)
     y = None if rows.y is None else torch.from_numpy(rows.y).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
+    optimizer = AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
     autocast = torch.autocast(
         device_type="cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"
     )
@@ -467,7 +468,7 @@ def _fit(torch, device, task: Task, rows: Design, seed: int):
         for start in range(0, len(x) - batch + 1, batch):
             index = order[start : start + batch]
             inputs, outputs = _training_pair(torch, task, x[index], y, index, generator)
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()
             with autocast:
                 loss = _loss(torch, task, model, inputs, outputs, cast=True)
             loss.backward()

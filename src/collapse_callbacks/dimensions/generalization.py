@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from collapse_callbacks.adamw import AdamW
 from collapse_callbacks.comparison import Comparison, Part
 from collapse_callbacks.data.roles import ColumnRole
 from collapse_callbacks.dimensions import selection_effects
@@ -407,7 +408,7 @@ def _train(torch, device, devices, x_train, y_train, x_test, seed: int) -> np.nd
             torch.nn.ReLU(),
             torch.nn.Linear(64, 1),
         ).to(device)
-        optimizer = _adamw(torch, model)
+        optimizer = AdamW(model.parameters(), lr=3e-3, weight_decay=1e-3)
         loss_fn = torch.nn.BCEWithLogitsLoss()
         autocast = torch.autocast(
             device_type="cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"
@@ -417,7 +418,7 @@ def _train(torch, device, devices, x_train, y_train, x_test, seed: int) -> np.nd
             permutation = torch.randperm(len(xt), generator=generator).to(device)
             for start in range(0, len(xt), BATCH):
                 index = permutation[start : start + BATCH]
-                optimizer.zero_grad(set_to_none=True)
+                optimizer.zero_grad()
                 with autocast:
                     logits = model(xt[index]).squeeze(-1)
                 loss = loss_fn(logits.float(), yt[index])
@@ -426,13 +427,3 @@ def _train(torch, device, devices, x_train, y_train, x_test, seed: int) -> np.nd
         model.eval()
         with torch.no_grad(), autocast:
             return model(xv).squeeze(-1).float().cpu().numpy()
-
-
-def _adamw(torch, model):
-    """AdamW with the fused kernel where the installed torch has one for the device: one
-    call per step instead of a dozen small ops per parameter, which were a third of the
-    MLP's time on small tables (torch added the CPU kernel in 2.4)."""
-    try:
-        return torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-3, fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-3)
