@@ -115,3 +115,39 @@ def test_cli_check_exit_codes_and_json_keys(tmp_path, breast_cancer, capsys):
     assert main(["check", str(ref_path), str(bad_path), "--quiet"]) == 1
     assert "COLLAPSE RISK" in capsys.readouterr().out
     assert main(["check", str(ref_path), str(tmp_path / "missing.csv")]) == 2
+
+
+def test_the_profile_pass_runs_on_one_blas_thread(breast_cancer, monkeypatch):
+    # The training integrations profile on every rank outside check(); with BLAS
+    # threads beside other busy processes the pass ran 2.6 times slower.
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from collapse_callbacks.profile.table import Profile
+
+    threads: list[int] = []
+    update = Profile.update
+
+    def counting_update(self, batch):
+        threads.append(max(pool["num_threads"] for pool in threadpool_info()))
+        return update(self, batch)
+
+    monkeypatch.setattr(Profile, "update", counting_update)
+    reference, candidate = split(breast_cancer)
+    with threadpool_limits(limits=2):
+        CollapseGate(reference, seed=0).compare(candidate)
+    assert threads and set(threads) == {1}
+
+
+def test_a_boolean_column_with_missing_values_is_checked():
+    import numpy as np
+    import pyarrow as pa
+
+    rows = 300
+    table = pa.table(
+        {
+            "x": np.random.default_rng(0).normal(size=rows),
+            "flag": pa.array([True, None, False] * (rows // 3)),
+        }
+    )
+    report = CollapseGate(table, seed=0).check(table)
+    assert not report.collapsed and report.score > 95

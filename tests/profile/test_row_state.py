@@ -6,7 +6,7 @@ import pytest
 
 from collapse_callbacks import build_profile, open_source
 from collapse_callbacks.data.roles import ColumnRole
-from collapse_callbacks.profile.rows import DuplicateState, RowSample, row_hashes
+from collapse_callbacks.profile.rows import DuplicateState, RowSample, row_hash_pair, row_hashes
 from collapse_callbacks.profile.sketch import EXACT_LIMIT, QuantileSketch, cdf_distance
 
 
@@ -80,6 +80,37 @@ def test_row_hashes_see_equal_rows_and_near_equal_numbers():
     assert exact[0] == exact[1] and exact[0] != exact[2] and exact[3] != exact[0]
     assert near[0] == near[2]
     assert len(set(exact.tolist())) == 4
+
+
+def test_row_hashes_stay_the_same_across_versions():
+    # Profiles travel between processes and machines (ranks, the gRPC service) and
+    # are merged there: a change to the hash would count one row as two. These values
+    # are session 8's; session 9 made the hashing faster without changing them. The
+    # batch covers every role, nulls (in a boolean column too), -0.0 and NaN.
+    batch = pa.record_batch(
+        {
+            "x": pa.array([1.5, -0.0, None, 1234.5678, float("nan")]),
+            "flag": pa.array([True, False, None, True, False]),
+            "kind": pa.array(["a", "b", None, "a", "ccc"]),
+            "note": pa.array(["Hello, world!", "hello world", None, "", "x"]),
+            "v": pa.array([[1.0, 2.0], [0.0, -0.0], None, [3.0, 4.0], [5.0, 6.0]]),
+        }
+    )
+    roles = {
+        "x": ColumnRole.NUMERIC,
+        "flag": ColumnRole.BOOLEAN,
+        "kind": ColumnRole.CATEGORICAL,
+        "note": ColumnRole.TEXT,
+        "v": ColumnRole.VECTOR,
+    }
+    exact = [0xA89DBF03B90294E6, 0x19159C0CC824C00B, 0xEB1CD76F48F6D2D2]
+    exact += [0xF3860DDE82863C1B, 0xB5ACFA97B6D74B7A]
+    near = [0x947DD2854F20814F, 0x19159C0CC824C00B, 0xEB1CD76F48F6D2D2]
+    near += [0x59A9EE6767F21E72, 0xB5ACFA97B6D74B7A]
+    assert row_hashes(batch, roles).tolist() == exact
+    assert row_hashes(batch, roles, digits=3).tolist() == near
+    pair = row_hash_pair(batch, roles, 3)
+    assert pair[0].tolist() == exact and pair[1].tolist() == near
 
 
 def test_string_hashes_ignore_slicing_offsets():

@@ -62,7 +62,7 @@ def float64_with_nulls(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     nulls = np.zeros(len(array), dtype=bool)
     if array.null_count:
         nulls = np.asarray(array.is_null().to_numpy(zero_copy_only=False))
-        array = array.fill_null(0)
+        array = array.fill_null(False if pa.types.is_boolean(array.type) else 0)
     values = _as_float64(array).copy()
     values[nulls] = np.nan
     return values, nulls

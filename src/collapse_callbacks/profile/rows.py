@@ -19,13 +19,15 @@ _STRING_BASE = np.uint64(0x100000001B3)
 
 
 def _mix(h: np.ndarray) -> np.ndarray:
-    """splitmix64 finalizer: spreads similar inputs over all 64 bits."""
+    """splitmix64 finalizer: spreads similar inputs over all 64 bits. Returns a new
+    array (the first step allocates it; the rest work in place on it)."""
     with np.errstate(over="ignore"):
         h = h ^ (h >> np.uint64(30))
-        h = h * np.uint64(0xBF58476D1CE4E5B9)
-        h = h ^ (h >> np.uint64(27))
-        h = h * np.uint64(0x94D049BB133111EB)
-        return h ^ (h >> np.uint64(31))
+        np.multiply(h, np.uint64(0xBF58476D1CE4E5B9), out=h)
+        np.bitwise_xor(h, h >> np.uint64(27), out=h)
+        np.multiply(h, np.uint64(0x94D049BB133111EB), out=h)
+        np.bitwise_xor(h, h >> np.uint64(31), out=h)
+        return h
 
 
 def _string_hashes(array: pa.Array) -> np.ndarray:
@@ -65,23 +67,45 @@ def _string_hashes(array: pa.Array) -> np.ndarray:
     return hashes
 
 
-def _numeric_hashes(array: pa.Array, digits: int | None) -> np.ndarray:
+def _numeric_hash_pair(array: pa.Array, digits: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Hashes of the values, and of the values rounded to ``digits`` significant
+    digits (None without ``digits``)."""
     from collapse_callbacks.profile.columns import float64_with_nulls
 
     values, nulls = float64_with_nulls(array)
-    if digits is not None:
-        values = _round_significant(values, digits)
+    rounded = None if digits is None else _round_significant(values, digits)
+    return _bits_hash(values, nulls), None if rounded is None else _bits_hash(rounded, nulls)
+
+
+def _bits_hash(values: np.ndarray, nulls: np.ndarray) -> np.ndarray:
     values = np.where(values == 0, 0.0, values)  # -0.0 and 0.0 are one value
-    hashes = _mix(values.view(np.uint64).copy())
-    hashes[nulls] = _NULL_HASH
+    hashes = _mix(values.view(np.uint64))
+    if nulls.any():
+        hashes[nulls] = _NULL_HASH
     return hashes
 
 
+# 10.0 ** k for every exponent a float64's rounding can need (k = digits - 1 - its
+# decimal exponent, which lies in [-308, 323]), computed by np.power itself so the
+# table holds exactly what np.power(10.0, k) returns: looking a power up is ten times
+# faster than computing it, and the rounded values stay bit for bit the same.
+_POWER_OFFSET = 400
+with np.errstate(over="ignore"):  # 10.0 ** 309 and above are inf, as np.power gives them
+    _POWERS_OF_TEN = np.power(10.0, np.arange(-_POWER_OFFSET, _POWER_OFFSET + 1, dtype=np.float64))
+
+
 def _round_significant(values: np.ndarray, digits: int) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        magnitude = np.floor(np.log10(np.abs(values)))
-        scale = np.power(10.0, digits - 1 - np.where(np.isfinite(magnitude), magnitude, 0))
-        return np.where(np.isfinite(values), np.round(values * scale) / scale, values)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        magnitude = np.abs(values)
+        np.log10(magnitude, out=magnitude)
+        np.floor(magnitude, out=magnitude)
+        magnitude[~np.isfinite(magnitude)] = 0.0
+        exponent = (digits - 1 + _POWER_OFFSET) - magnitude.astype(np.int64)
+        scale = _POWERS_OF_TEN[np.clip(exponent, 0, 2 * _POWER_OFFSET)]
+        rounded = values * scale
+        np.round(rounded, out=rounded)
+        rounded /= scale
+        return np.where(np.isfinite(values), rounded, values)
 
 
 def _list_hashes(array: pa.Array) -> np.ndarray:
@@ -162,22 +186,45 @@ def row_hashes(
     many significant digits first, so rows equal up to that precision collide; it also
     compares text columns by their words only (case, punctuation and spacing ignored),
     so "Hello, world!" and "hello world" collide."""
-    combined = np.zeros(batch.num_rows, dtype=np.uint64)
+    if digits is None:
+        return row_hash_pair(batch, roles, None)[0]
+    return row_hash_pair(batch, roles, digits)[1]
+
+
+def row_hash_pair(
+    batch: pa.RecordBatch, roles: dict[str, ColumnRole], digits: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``row_hashes(batch, roles)`` and ``row_hashes(batch, roles, digits)`` (the exact
+    hashes twice when ``digits`` is None), reading each column once: the profile pass
+    needs both, and most columns hash the same either way."""
+    exact = np.zeros(batch.num_rows, dtype=np.uint64)
+    near = exact.copy() if digits is not None else exact
     with np.errstate(over="ignore"):
         for name, role in roles.items():
             column = batch.column(name)
+            near_hashes = None
             if role in (ColumnRole.NUMERIC, ColumnRole.BOOLEAN) or (
                 role is ColumnRole.CATEGORICAL and not _is_string(column.type)
             ):
-                hashes = _numeric_hashes(column, digits if role is ColumnRole.NUMERIC else None)
-            elif role is ColumnRole.TEXT and digits is not None:
-                hashes = _string_hashes(_words_only(column))
+                rounded = digits if role is ColumnRole.NUMERIC else None
+                hashes, near_hashes = _numeric_hash_pair(column, rounded)
             elif role in (ColumnRole.CATEGORICAL, ColumnRole.TEXT):
                 hashes = _string_hashes(column)
+                if role is ColumnRole.TEXT and digits is not None:
+                    near_hashes = _string_hashes(_words_only(column))
             else:
                 hashes = _list_hashes(column)
-            combined = _mix(combined * np.uint64(31) + hashes)
-    return combined
+            exact = _combine(exact, hashes)
+            if digits is not None:
+                near = _combine(near, hashes if near_hashes is None else near_hashes)
+    return exact, near if digits is not None else exact
+
+
+def _combine(combined: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+    """The running row hash after one more column: mix(combined * 31 + hashes)."""
+    combined = combined * np.uint64(31)
+    combined += hashes
+    return _mix(combined)
 
 
 def _words_only(column: pa.Array) -> pa.Array:

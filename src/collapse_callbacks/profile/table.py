@@ -10,7 +10,7 @@ import pyarrow as pa
 from collapse_callbacks.data.roles import ColumnRole
 from collapse_callbacks.errors import AllNullColumnError, DataError
 from collapse_callbacks.profile.columns import STATE_FOR_ROLE, ColumnSummary, TokenState
-from collapse_callbacks.profile.rows import CoMoments, DuplicateState, RowSample, row_hashes
+from collapse_callbacks.profile.rows import CoMoments, DuplicateState, RowSample, row_hash_pair
 
 
 @dataclass(frozen=True)
@@ -80,8 +80,9 @@ class Profile:
         for name, state in self.states.items():
             state.update(batch.column(name))
         if self.row_level:
-            self.duplicates.update(row_hashes(batch, self.roles))
-            self.near_duplicates.update(row_hashes(batch, self.roles, NEAR_DUPLICATE_DIGITS))
+            exact, near = row_hash_pair(batch, self.roles, NEAR_DUPLICATE_DIGITS)
+            self.duplicates.update(exact)
+            self.near_duplicates.update(near)
             self.sample.update(batch)
             self.comoments.update(batch)
         self.rows += batch.num_rows
