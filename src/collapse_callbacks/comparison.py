@@ -24,6 +24,7 @@ candidate's rows in the null widen it a little; ``h`` stays at most half the ref
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -220,13 +221,20 @@ class Calibrated:
     observed: np.ndarray
     null: np.ndarray  # [B, ...]
 
+    # A statistic undefined on every split (NaN: a column constant in the sample, a
+    # spectrum of one direction) has a NaN mean and spread, which the dimensions skip;
+    # numpy would also warn about the empty slice on the user's terminal.
     @property
     def null_mean(self) -> np.ndarray:
-        return np.nanmean(self.null, axis=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(self.null, axis=0)
 
     @property
     def null_sd(self) -> np.ndarray:
-        return np.nanstd(self.null, axis=0, ddof=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanstd(self.null, axis=0, ddof=1)
 
     def p_value(self, worse: str) -> np.ndarray:
         """``worse`` is "lower", "higher" or "either": the direction that counts as damage."""
@@ -234,15 +242,12 @@ class Calibrated:
         scale = self.null_sd * np.sqrt(1 + 1 / b)
         with np.errstate(divide="ignore", invalid="ignore"):
             t = (self.observed - self.null_mean) / scale
+            change = np.sign(self.observed - self.null_mean) * np.inf
         # A statistic that never varies under the null: any change is significant.
         degenerate = ~(scale > 0)
         t = np.where(
             degenerate,
-            np.where(
-                self.observed == self.null_mean,
-                0.0,
-                np.sign(self.observed - self.null_mean) * np.inf,
-            ),
+            np.where(self.observed == self.null_mean, 0.0, change),
             t,
         )
         dist = stats.t(df=max(b - 1, 1))
@@ -285,6 +290,8 @@ class Comparison:
         self.categories = categories
         # Work shared between dimensions (e.g. the sequence statistics), per comparison.
         self.cache: dict[str, object] = {}
+        # Profiled columns left out of ``roles`` (no values on one side), with why.
+        self.left_out: dict[str, str] = {}
         # Names a token id in sentences (set from the user's tokenizer).
         self.token_text: Callable[[int], str] | None = None
         # Maps a column's sample values to vectors (the user's own encoder).
@@ -304,6 +311,7 @@ class Comparison:
         )
         other.token_text = self.token_text
         other.embedder = self.embedder
+        other.left_out = dict(self.left_out)
         return other
 
     def rng(self, purpose: str) -> np.random.Generator:

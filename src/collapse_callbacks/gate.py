@@ -12,6 +12,7 @@ from collapse_callbacks.data.schema import SchemaAlignment, align_schemas
 from collapse_callbacks.data.source import open_source
 from collapse_callbacks.detector import decide
 from collapse_callbacks.dimensions.base import DimensionEvidence
+from collapse_callbacks.errors import NoColumnsError
 from collapse_callbacks.profile.table import DEFAULT_SAMPLE_ROWS, Profile
 from collapse_callbacks.report import GateReport, Sizes
 
@@ -265,6 +266,7 @@ class CollapseGate:
             version=__version__,
             reasons=verdict.reasons,
             notes=tuple(alignment.notes())
+            + tuple(comparison.left_out.values())
             + tuple(notes)
             + tuple(truncated)
             + self._lineage_notes(),
@@ -329,14 +331,31 @@ class CollapseGate:
             stream = self._open(self.reference, columns=shared, roles=alignment.roles)
             reference = self._profile(stream, alignment.roles, self.seed, progress, "reference")
             self._reference_profile = (key, reference)
+        # A column with no values on one side has nothing for the sample statistics to
+        # compare (they would be NaN); its missing values are compared from the
+        # profiles' counts (distribution fidelity's ``missing_values``).
+        empty = _columns_without_values(reference, candidate_profile)
+        if len(empty) == len(shared):
+            raise NoColumnsError(
+                "no column has values in both the reference and the candidate: "
+                + "; ".join(
+                    f"{name!r} has none in the {' or the '.join(w)}" for name, w in empty.items()
+                )
+            )
         comparison = Comparison(
             reference,
             candidate_profile,
-            alignment.roles,
+            {name: role for name, role in alignment.roles.items() if name not in empty},
             alpha=self.alpha,
             seed=self.seed,
             n_splits=self.n_splits,
         )
+        comparison.left_out = {
+            name: f"`{name}` has no values in the {where[0]}: only its missing values are compared"
+            if len(where) == 1
+            else f"`{name}` has no values in either the reference or the candidate: not compared"
+            for name, where in empty.items()
+        }
         comparison.embedder = self.embedder
         if self.tokenizer is not None:
             from collapse_callbacks.dimensions.sequences import describe_tokens
@@ -356,6 +375,16 @@ class CollapseGate:
         return (
             f"lineage: real and earlier data accumulate (real share {real}); this bounds the damage",
         )
+
+
+def _columns_without_values(reference: Profile, candidate: Profile) -> dict[str, list[str]]:
+    """The columns with no value at all on one side or both, and which sides."""
+    sides = (("reference", reference), ("candidate", candidate))
+    empty = {
+        name: [label for label, profile in sides if not profile.states[name].has_values]
+        for name in reference.states
+    }
+    return {name: where for name, where in empty.items() if where}
 
 
 def run_dimensions(comparison: Comparison) -> tuple[list[DimensionEvidence], DimensionEvidence]:

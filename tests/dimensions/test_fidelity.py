@@ -305,3 +305,33 @@ def test_wasserstein_columns_match_scipy_with_and_without_missing_values():
         for j in range(3)
     ]
     np.testing.assert_allclose(fidelity._wasserstein_columns(a, b), expected, rtol=1e-12)
+
+
+def test_a_column_that_lost_values_fires_missing_values(penguins):
+    # An upstream field no longer filled in: `sex` missing in a third of the candidate.
+    reference, candidate = split(penguins, 3)
+    candidate = candidate.copy()
+    candidate.loc[candidate.index[::3], "sex"] = None
+    result = evidence(reference, candidate)
+    missing = signal(result, "missing_values", "sex")
+    assert missing.kind is SignalKind.NARROWING
+    assert missing.value == pytest.approx(candidate["sex"].isna().mean())
+    assert missing.reference_value == pytest.approx(reference["sex"].isna().mean())
+    assert missing in fired(result)
+    assert "`sex` has no value in" in missing.sentence
+
+
+def test_real_missing_values_on_a_real_split_do_not_fire(penguins):
+    # palmerpenguins leaves `sex` unrecorded for 11 birds and every measurement for 2.
+    assert penguins.isna().any().any()
+    for seed in (0, 1, 2):
+        result = evidence(*split(penguins, seed))
+        missing = [s for s in result.signals if s.name == "missing_values"]
+        assert missing and not [s for s in missing if s.fires(ALPHA)]
+
+
+def test_a_more_complete_candidate_is_not_narrowing(penguins):
+    reference, candidate = split(penguins, 4)
+    result = evidence(reference, candidate.dropna())
+    assert not [s for s in fired(result) if s.name == "missing_values"]
+    assert all(s.effect <= 0 for s in result.signals if s.name == "missing_values")

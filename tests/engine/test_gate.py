@@ -151,3 +151,33 @@ def test_a_boolean_column_with_missing_values_is_checked():
     )
     report = CollapseGate(table, seed=0).check(table)
     assert not report.collapsed and report.score > 95
+
+
+def test_columns_without_values_are_left_out_with_a_note(penguins):
+    import warnings
+
+    reference, candidate = split(penguins)
+    reference = reference.assign(empty=float("nan"), lost=1.0)
+    candidate = candidate.assign(empty=float("nan"), lost=float("nan"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no NaN statistics, no numpy noise
+        report = CollapseGate(reference, seed=0).check(candidate)
+    assert "`empty` has no values in either the reference or the candidate: not compared" in (
+        report.notes
+    )
+    assert "`lost` has no values in the candidate: only its missing values are compared" in (
+        report.notes
+    )
+    assert report.collapsed
+    assert (
+        report.reasons[0] == "`lost` has no value in 100% of the candidate's rows (reference: 0.0%)"
+    )
+
+
+def test_no_column_with_values_on_both_sides_is_a_data_error():
+    from collapse_callbacks.errors import NoColumnsError
+
+    reference = pd.DataFrame({"x": [float(i) for i in range(100)]})
+    candidate = pd.DataFrame({"x": [float("nan")] * 100})
+    with pytest.raises(NoColumnsError, match="'x' has none in the candidate"):
+        CollapseGate(reference, seed=0).check(candidate)

@@ -20,6 +20,11 @@ Per numeric column, on the full-data sketches:
   filtered or reweighted, cannot. Values *outside* the range (a new year) are left to
   KS: they are how real data drifts.
 
+Per column of any role, on the full counts:
+
+* **missing values** (narrowing): the share of rows with no value (null, or NaN in a
+  numeric column), when the candidate has more of them than the reference.
+
 Per categorical (and boolean) column, on the full counts:
 
 * **total-variation distance** (shift), calibrated on the row sample;
@@ -43,6 +48,7 @@ from scipy import stats
 from collapse_callbacks.comparison import Comparison, Part
 from collapse_callbacks.data.roles import ColumnRole
 from collapse_callbacks.dimensions.base import DimensionEvidence, Signal, SignalKind
+from collapse_callbacks.profile.columns import NumericState
 from collapse_callbacks.profile.sketch import QuantileSketch, cdf_distance, common_grid
 
 NAME = "distribution_fidelity"
@@ -82,6 +88,10 @@ WASSERSTEIN_TOLERANCE = 0.1
 _KS_NULL_MEAN = math.sqrt(math.pi / 2) * math.log(2)
 _KS_NULL_SD = math.sqrt(math.pi**2 / 12 - math.pi / 2 * math.log(2) ** 2)
 
+# 5 percentage points more of the rows without a value in a column: a broken join or
+# an upstream field no longer filled in, not the noise of real data of one source.
+MISSING_TOLERANCE = 0.05
+
 # 10 percentage points of the rows in other categories.
 TVD_TOLERANCE = 0.1
 
@@ -108,12 +118,12 @@ def run(comparison: Comparison) -> DimensionEvidence:
         c for c in comparison.columns(ColumnRole.NUMERIC) if _both_have_values(comparison, c)
     ]
     categorical = comparison.columns(ColumnRole.CATEGORICAL, ColumnRole.BOOLEAN)
-    if not numeric and not categorical:
+    statistics: dict[str, float] = {}
+    signals: list[Signal] = _missing_values(comparison, statistics)
+    if not numeric and not categorical and not signals:
         return DimensionEvidence(
             NAME, not_run="no numeric or categorical column to compare distributions of"
         )
-    signals: list[Signal] = []
-    statistics: dict[str, float] = {}
     for column in numeric:
         reference, candidate = common_grid(
             comparison.reference.states[column].sketch, comparison.candidate.states[column].sketch
@@ -168,6 +178,53 @@ def percent(x: float) -> str:
     if not math.isfinite(x):
         return "n/a"
     return f"{100 * x:.1f}%" if abs(x) < 0.1 else f"{100 * x:.0f}%"
+
+
+# --- every column: missing values --------------------------------------------------
+
+
+def _missing_values(comparison: Comparison, statistics: dict) -> list[Signal]:
+    """More rows without a value in a column than the reference has (narrowing: the
+    candidate holds less of what the column says), on the full counts: nulls, and NaN in
+    numeric columns. Fewer is not tested: a more complete candidate lost nothing, and a
+    filter on a column drops that column's missing rows."""
+    reference, candidate = comparison.reference, comparison.candidate
+    n_r, n_c = reference.rows, candidate.rows
+    signals = []
+    for column in reference.states:
+        if n_r == 0 or n_c == 0 or column not in candidate.states:
+            continue
+        missing_r = _missing(reference.states[column])
+        missing_c = _missing(candidate.states[column])
+        if missing_c == 0 and missing_r == 0:
+            continue
+        rate_r, rate_c = missing_r / n_r, missing_c / n_c
+        statistics[f"{column}.missing"] = rate_c
+        statistics[f"{column}.reference_missing"] = rate_r
+        p_value, noise = lower_proportion_test(n_c - missing_c, n_c, n_r - missing_r, n_r)
+        signals.append(
+            Signal(
+                name="missing_values",
+                kind=SignalKind.NARROWING,
+                column=column,
+                value=rate_c,
+                reference_value=rate_r,
+                effect=rate_c - rate_r,
+                tolerance=MISSING_TOLERANCE,
+                noise=noise,
+                p_value=p_value,
+                sentence=(
+                    f"{quote(column)} has no value in {percent(rate_c)} of the candidate's rows "
+                    f"(reference: {percent(rate_r)})"
+                ),
+            )
+        )
+    return signals
+
+
+def _missing(state) -> int:
+    """Rows without a value: nulls, and NaN in a numeric column."""
+    return state.nulls + (state.nan if isinstance(state, NumericState) else 0)
 
 
 # --- numeric: tails ---------------------------------------------------------------
