@@ -44,7 +44,7 @@ def _as_float64(array: pa.Array) -> np.ndarray:
         values = values.view(pa.int64() if values.type.bit_width == 64 else pa.int32())
     if pa.types.is_boolean(values.type):
         values = values.cast(pa.int8())
-    values = values.cast(pa.float64())
+    values = values.cast(pa.float64(), safe=False)  # integers beyond 2**53 round
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     if len(values) == 0:

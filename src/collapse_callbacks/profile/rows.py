@@ -139,7 +139,7 @@ def _list_hashes(array: pa.Array) -> np.ndarray:
     integer = pa.types.is_integer(flat.type) or pa.types.is_boolean(flat.type)
     target = pa.int64() if integer else pa.float64()
     values = np.asarray(
-        flat.cast(target).fill_null(0).to_numpy(zero_copy_only=False),
+        flat.cast(target, safe=False).fill_null(0).to_numpy(zero_copy_only=False),
         dtype=np.int64 if integer else np.float64,
     )
     if not integer:
