@@ -269,6 +269,7 @@ class CollapseGate:
             + tuple(comparison.left_out.values())
             + tuple(notes)
             + tuple(truncated)
+            + _small_sample_note(reference.rows, candidate_profile.rows)
             + self._lineage_notes(),
             lineage={
                 "real_fraction": self.real_fraction,
@@ -375,6 +376,24 @@ class CollapseGate:
         return (
             f"lineage: real and earlier data accumulate (real share {real}); this bounds the damage",
         )
+
+
+# Below this many rows on the smaller side, a pass is weak evidence against a partly
+# generated candidate: 30% of the rows from a third generation were caught in 56-69% of
+# the benchmark's candidates of 166-500 rows and 94-100% from 1,000 (README, Benchmarks,
+# mixture_size.py). Recursive generations themselves are caught at every size measured.
+SMALL_SAMPLE_ROWS = 1_000
+
+
+def _small_sample_note(reference_rows: int, candidate_rows: int) -> tuple[str, ...]:
+    rows = min(reference_rows, candidate_rows)
+    if rows >= SMALL_SAMPLE_ROWS:
+        return ()
+    return (
+        f"small samples ({rows:,} rows on the smaller side): only large differences are "
+        "significant here; a candidate with a minority of generated rows (30%) often passes "
+        f"below {SMALL_SAMPLE_ROWS:,} rows a side in the benchmarks, and is caught from there",
+    )
 
 
 def _columns_without_values(reference: Profile, candidate: Profile) -> dict[str, list[str]]:

@@ -212,3 +212,13 @@ def test_no_column_with_values_on_both_sides_is_a_data_error():
     candidate = pd.DataFrame({"x": [float("nan")] * 100})
     with pytest.raises(NoColumnsError, match="'x' has none in the candidate"):
         CollapseGate(reference, seed=0).check(candidate)
+
+
+def test_small_samples_say_what_they_can_miss(penguins, digits):
+    reference, candidate = split(penguins)
+    small = CollapseGate(reference, seed=0).check(candidate)
+    assert any(
+        note.startswith("small samples (172 rows on the smaller side)") for note in small.notes
+    )
+    large = CollapseGate(digits, seed=0).check(digits)  # 1,797 rows a side
+    assert not any(note.startswith("small samples") for note in large.notes)
