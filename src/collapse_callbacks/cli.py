@@ -173,6 +173,12 @@ def _add_read_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--sheet", help="Excel sheet name (default: the first)")
     group.add_argument("--key", help="HDF5 group holding the columns (default: the root)")
     group.add_argument("--encoding", help="text encoding of CSV/TSV/JSON (default: utf-8)")
+    group.add_argument(
+        "--delimiter",
+        metavar="C",
+        help="field separator of CSV/TSV (default: ',' or tab; ';' or '|' when the header "
+        "line holds those and not the default)",
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -209,6 +215,7 @@ def _read_options(args: argparse.Namespace) -> dict:
         sheet=args.sheet,
         key=args.key,
         encoding=args.encoding,
+        delimiter=args.delimiter,
     )
 
 

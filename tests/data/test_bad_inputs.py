@@ -547,3 +547,30 @@ def test_nan_and_infinities_are_values_not_errors(tmp_path, penguins):
         assert head[2] is None or np.isnan(head[2]), source  # "nan" is missing, as NaN is
         rest = pc.cast(got.slice(3), pa.float64()).to_numpy(zero_copy_only=False)
         np.testing.assert_array_equal(rest, penguins["body_mass_g"].to_numpy()[3:])
+
+
+@pytest.mark.parametrize("separator", [";", "|", "\t"])
+def test_a_csv_with_another_separator_is_read_from_its_header(tmp_path, penguins, separator):
+    # Excel writes ";" where the decimal mark is a comma; database exports often use "|".
+    path = tmp_path / "penguins.csv"
+    penguins.to_csv(path, index=False, sep=separator)
+    got = read(path)
+    assert got.column_names == list(penguins.columns)
+    assert got.column("island").to_pylist() == penguins["island"].tolist()
+    gzipped = tmp_path / "penguins.csv.gz"
+    penguins.to_csv(gzipped, index=False, sep=separator, compression="gzip")
+    assert read(gzipped).column_names == list(penguins.columns)
+
+
+def test_a_separator_inside_quotes_does_not_count(tmp_path):
+    path = tmp_path / "notes.csv"
+    path.write_text('id,"note; with semicolons"\n1,"a;b"\n2,"c;d"\n')
+    assert read(path).column_names == ["id", "note; with semicolons"]
+
+
+def test_an_explicit_delimiter_wins_and_must_be_one_character(tmp_path, penguins):
+    path = tmp_path / "penguins.csv"
+    penguins.to_csv(path, index=False, sep=";")
+    assert read(path, delimiter=",").num_columns == 1
+    with pytest.raises(DataError, match="the delimiter must be one character"):
+        read(path, delimiter=";;")

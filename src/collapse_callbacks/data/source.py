@@ -29,6 +29,7 @@ def open_source(
     sheet: str | None = None,
     key: str | None = None,
     encoding: str | None = None,
+    delimiter: str | None = None,
     storage_options: dict | None = None,
 ) -> DataStream:
     """Open ``source`` as a stream of Arrow record batches of at most ``batch_rows`` rows.
@@ -41,7 +42,9 @@ def open_source(
 
     Nothing is read until the stream's ``schema``/``roles`` are asked for or it is
     iterated. ``format`` forces a file format (see ``FORMATS``); ``sheet`` picks an Excel
-    sheet, ``key`` an HDF5 group, ``encoding`` the text encoding of CSV/JSON.
+    sheet, ``key`` an HDF5 group, ``encoding`` the text encoding of CSV/JSON, and
+    ``delimiter`` the field separator of CSV/TSV (by default ``,`` or tab, unless the
+    header line has none of it and one of ``;``, ``|`` or tab instead).
     """
     if isinstance(source, DataStream):
         return source
@@ -61,7 +64,12 @@ def open_source(
 
         def open_files() -> Iterator[pa.RecordBatch]:
             return _read_resolved(
-                resolved, batch_rows=batch_rows, sheet=sheet, key=key, encoding=encoding
+                resolved,
+                batch_rows=batch_rows,
+                sheet=sheet,
+                key=key,
+                encoding=encoding,
+                delimiter=delimiter,
             )
 
         return DataStream(open_files, display=os.fspath(source), **options)
@@ -88,13 +96,22 @@ def _read_resolved(resolved: Resolved, **options) -> Iterator[pa.RecordBatch]:
 
 
 def read_file(
-    ref: FileRef, *, batch_rows: int, sheet: str | None, key: str | None, encoding: str | None
+    ref: FileRef,
+    *,
+    batch_rows: int,
+    sheet: str | None,
+    key: str | None,
+    encoding: str | None,
+    delimiter: str | None = None,
 ) -> Iterator[pa.RecordBatch]:
     from collapse_callbacks.data.formats import columnar, text
 
     if ref.format in ("csv", "tsv"):
         return text.read_delimited(
-            ref, delimiter="," if ref.format == "csv" else "\t", encoding=encoding
+            ref,
+            delimiter=delimiter,
+            default="," if ref.format == "csv" else "\t",
+            encoding=encoding,
         )
     if ref.format == "jsonl":
         return text.read_json_lines(ref, encoding=encoding)

@@ -45,9 +45,17 @@ _JSON_CHANGED = re.compile(r"Column\((/[^)]*)\) changed from (\w+) to (\w+)")
 
 
 def read_delimited(
-    ref: FileRef, *, delimiter: str, encoding: str | None
+    ref: FileRef, *, delimiter: str | None, default: str, encoding: str | None
 ) -> Iterator[pa.RecordBatch]:
     encoding = _encoding(encoding, ref)
+    if delimiter is None:
+        delimiter = sniff_delimiter(_header_line(ref, encoding), default)
+    elif len(delimiter) != 1 or delimiter in '\r\n"':
+        raise DataError(
+            f"the delimiter must be one character other than a quote or a line break, "
+            f"got {delimiter!r}",
+            path=ref.display,
+        )
     read_options = pa_csv.ReadOptions(
         block_size=BLOCK_BYTES, encoding="utf8" if encoding == "utf-8" else encoding
     )
@@ -308,6 +316,32 @@ def read_json_lines(ref: FileRef, *, encoding: str | None) -> Iterator[pa.Record
             yield _nulls_while_empty(batch, empty)
     finally:
         reader.close()
+
+
+# Field separators tried when the header line holds none of the format's own: Excel
+# writes ";" where the decimal mark is a comma, and "|" is common in database exports.
+OTHER_DELIMITERS = (";", "|", "\t")
+
+
+def sniff_delimiter(header: str, default: str) -> str:
+    """``default`` if the header line uses it (outside quotes) or uses none of
+    ``OTHER_DELIMITERS``; otherwise the one of those it uses most."""
+    unquoted = "".join(part for i, part in enumerate(header.split('"')) if i % 2 == 0)
+    if default in unquoted:
+        return default
+    counts = {d: unquoted.count(d) for d in OTHER_DELIMITERS if d != default}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] > 0 else default
+
+
+def _header_line(ref: FileRef, encoding: str, limit: int = 1 << 16) -> str:
+    """The file's first line (its first ``limit`` bytes at most), decoded."""
+    stream = _open_text(ref, encoding)
+    try:
+        head = stream.read(limit)
+    finally:
+        stream.close()
+    return bytes(head).decode("utf-8", errors="replace").lstrip("\ufeff").split("\n", 1)[0]
 
 
 def _encoding(encoding: str | None, ref: FileRef) -> str:
