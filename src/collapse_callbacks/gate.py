@@ -289,12 +289,15 @@ class CollapseGate:
     def align(self, candidate_stream) -> SchemaAlignment:
         """The shared columns of the reference and an opened candidate stream."""
         reference_stream = self._open(self.reference, columns=self.columns)
-        return align_schemas(
+        alignment = align_schemas(
             reference_stream.schema,
             reference_stream.roles,
             candidate_stream.schema,
             candidate_stream.roles,
             strict=self.strict_columns,
+        )
+        return alignment.without_identifiers(
+            (*reference_stream.identifiers, *candidate_stream.identifiers)
         )
 
     def profile_candidate(

@@ -113,3 +113,48 @@ def test_repeated_column_names_from_any_source_are_an_error():
     table = pa.Table.from_arrays([pa.array([1.0]), pa.array([2.0])], names=["a", "a"])
     with pytest.raises(DataError, match="column names appear more than once: a"):
         _ = open_source(table).roles
+
+
+def test_keys_uuids_and_row_numbers_are_identifiers(penguins):
+    import uuid
+
+    import numpy as np
+
+    rows = len(penguins)
+    table = penguins.assign(
+        key=[str(uuid.UUID(int=i)) for i in range(rows)],
+        row=np.arange(rows) + 10_000,  # a row number, as CSV gives it: float64
+        code=np.arange(rows).astype(str),
+    ).astype({"row": float})
+    assert open_source(table).identifiers == ("key", "row", "code")
+
+
+def test_measurements_and_repeated_ids_are_not_identifiers(penguins):
+    import numpy as np
+
+    raw = open_source("example:penguins-raw")  # `Individual ID`: 190 birds in 344 rows
+    assert raw.identifiers == ()
+    rng = np.random.default_rng(0)
+    table = pa.table(
+        {
+            "distinct_floats": rng.normal(size=500),  # continuous: all different, not a key
+            "sparse_integers": rng.choice(10**9, 500, replace=False),  # span >> count
+        }
+    )
+    assert open_source(table).identifiers == ()
+    few = pa.table({"code": [str(i) for i in range(50)]})  # too few rows to tell
+    assert open_source(few).identifiers == ()
+
+
+def test_a_role_given_for_an_identifier_keeps_it(penguins):
+    table = penguins.assign(key=[f"bird-{i}" for i in range(len(penguins))])
+    assert open_source(table, roles={"key": "categorical"}).identifiers == ()
+
+
+def test_distinct_names_with_spaces_are_not_identifiers():
+    # Titles and names repeating is collapse to be seen, not a key to leave out.
+    names = pa.table({"title": [f"Song number {i}" for i in range(200)], "x": list(range(200))})
+    assert open_source(names).roles["title"] is ColumnRole.TEXT
+    short = pa.table({"name": [f"Ann {chr(65 + i % 26)}{i}" for i in range(200)]})
+    assert open_source(short).roles["name"] is ColumnRole.CATEGORICAL
+    assert open_source(short).identifiers == ()

@@ -222,3 +222,35 @@ def test_small_samples_say_what_they_can_miss(penguins, digits):
     )
     large = CollapseGate(digits, seed=0).check(digits)  # 1,797 rows a side
     assert not any(note.startswith("small samples") for note in large.notes)
+
+
+def _with_keys(frame: pd.DataFrame, first: int) -> pd.DataFrame:
+    """An auto-increment key continuing from ``first`` and a string id per row."""
+    import numpy as np
+
+    keys = np.arange(first, first + len(frame))
+    return frame.assign(row_id=keys, uid=[f"u{k:08d}" for k in keys])
+
+
+def test_identifier_columns_are_left_out_with_a_note(digits):
+    # The candidate's keys continue after the reference's, as in any two exports of one
+    # table: session 8's engine called this real split collapsed (score 5) on the keys.
+    reference, candidate = split(digits)
+    report = CollapseGate(_with_keys(reference, 0), seed=0).check(
+        _with_keys(candidate, len(reference))
+    )
+    assert not report.collapsed and report.score > 90
+    assert any(note.startswith("`row_id`, `uid`: a different value") for note in report.notes)
+
+
+def test_rows_copied_under_fresh_ids_are_duplicates(digits):
+    import numpy as np
+
+    reference, candidate = split(digits)
+    copies = candidate.iloc[
+        np.random.default_rng(0).integers(0, len(candidate), len(candidate) // 5)
+    ]
+    padded = pd.concat([candidate.iloc[: len(candidate) - len(copies)], copies])
+    report = CollapseGate(_with_keys(reference, 0), seed=0).check(_with_keys(padded, 10**6))
+    assert report.collapsed
+    assert "repeat an earlier row exactly" in report.reasons[0]

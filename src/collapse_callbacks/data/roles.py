@@ -18,6 +18,13 @@ list / fixed-size list of floats,         ``vector`` (embeddings, images, any te
 fixed-shape tensor, nested numeric lists
 ========================================  ==========================================
 
+A column whose sampled values are all different is an *identifier* (a key, a UUID, a
+row number) when it holds strings of one token each (no whitespace), or integers (also as float64, as
+CSV gives them) spanning at most twice as many values as it holds
+(:func:`identifier_columns`). The gate leaves identifiers out, and says so: their
+values are never shared between two datasets, and rows copied under fresh ids would
+hide as distinct rows. A role given for the column keeps it in.
+
 A user override (``roles={"col": "categorical"}``) wins where it fits the type: numbers
 may be ``categorical`` or ``boolean``, booleans ``categorical`` or ``numeric``, strings
 ``categorical`` or ``text``, integer lists ``vector``. Anything else is a
@@ -36,6 +43,11 @@ from collapse_callbacks.errors import AllNullColumnError, DataError
 
 TEXT_MIN_MEAN_WORDS = 3.0
 TEXT_MIN_DISTINCT_FRACTION = 0.5
+# An identifier needs this many sampled values, all different: 100 draws of a column
+# with a few thousand categories repeat one with probability near 1.
+IDENTIFIER_MIN_VALUES = 100
+# Integer keys are dense: max - min + 1 within this multiple of the sampled count.
+IDENTIFIER_MAX_SPAN = 2.0
 
 
 class ColumnRole(str, Enum):
@@ -189,3 +201,49 @@ def _infer_one(field: pa.Field, kind: str, sample: list[pa.RecordBatch]) -> Colu
     if mean_words >= TEXT_MIN_MEAN_WORDS and distinct_fraction > TEXT_MIN_DISTINCT_FRACTION:
         return ColumnRole.TEXT
     return ColumnRole.CATEGORICAL
+
+
+def identifier_columns(
+    roles: Mapping[str, ColumnRole],
+    sample: Iterable[pa.RecordBatch],
+    overrides: Mapping[str, ColumnRole | str] | None = None,
+) -> tuple[str, ...]:
+    """The columns the sample shows to be identifiers (see the module docstring); never
+    one the user gave a role."""
+    overrides = overrides or {}
+    sample = [b for b in sample if b.num_rows]
+    found = []
+    for name, role in roles.items():
+        if name in overrides or role not in (ColumnRole.CATEGORICAL, ColumnRole.NUMERIC):
+            continue
+        values = pa.chunked_array([b.column(name) for b in sample]).drop_null() if sample else None
+        if values is None or len(values) < IDENTIFIER_MIN_VALUES:
+            continue
+        if pa.types.is_dictionary(values.type):
+            values = values.cast(values.type.value_type)
+        if role is ColumnRole.CATEGORICAL:
+            is_key = storage_kind(values.type) == "string" and _single_tokens(values)
+        else:
+            is_key = _dense_integers(values)
+        if is_key and len(pc.unique(values)) == len(values):
+            found.append(name)
+    return tuple(found)
+
+
+def _single_tokens(values: pa.ChunkedArray) -> bool:
+    """No value holds whitespace: keys and codes do; names and titles, whose repetition
+    is collapse to be seen, do not."""
+    return not pc.any(pc.match_substring_regex(values, r"\s")).as_py()
+
+
+def _dense_integers(values: pa.ChunkedArray) -> bool:
+    if pa.types.is_integer(values.type):
+        numbers = values.cast(pa.float64(), safe=False)
+    elif pa.types.is_floating(values.type):
+        numbers = values.cast(pa.float64())
+        if not pc.all(pc.equal(numbers, pc.round(numbers))).as_py():
+            return False
+    else:
+        return False  # decimals, dates and times are measurements, not keys
+    low, high = pc.min(numbers).as_py(), pc.max(numbers).as_py()
+    return high - low + 1 <= IDENTIFIER_MAX_SPAN * len(values)

@@ -15,6 +15,8 @@ Policy:
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -29,6 +31,17 @@ class SchemaAlignment:
     reference_only: tuple[str, ...] = ()
     candidate_only: tuple[str, ...] = ()
     role_changes: tuple[str, ...] = ()
+    # Shared columns left out as identifiers (data.roles.identifier_columns).
+    identifiers: tuple[str, ...] = ()
+
+    def without_identifiers(self, identifiers: Iterable[str]) -> SchemaAlignment:
+        """The alignment with the shared columns among ``identifiers`` left out, unless
+        that would leave nothing to compare."""
+        found = tuple(name for name in self.roles if name in set(identifiers))
+        if not found or len(found) == len(self.roles):
+            return self
+        roles = {name: role for name, role in self.roles.items() if name not in found}
+        return dataclasses.replace(self, roles=roles, identifiers=found)
 
     def notes(self) -> list[str]:
         """Sentences for the report about what was not compared as inferred."""
@@ -38,6 +51,12 @@ class SchemaAlignment:
         if self.candidate_only:
             notes.append(f"not in the reference, not compared: {', '.join(self.candidate_only)}")
         notes.extend(self.role_changes)
+        if self.identifiers:
+            names = ", ".join(f"`{name}`" for name in self.identifiers)
+            notes.append(
+                f"{names}: a different value in every sampled row (an identifier), not "
+                "compared; give the column a role (--role COL=ROLE, roles= in Python) to compare it"
+            )
         return notes
 
 

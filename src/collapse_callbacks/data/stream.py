@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import pyarrow as pa
 
-from collapse_callbacks.data.roles import ColumnRole, infer_roles, role_fits
+from collapse_callbacks.data.roles import ColumnRole, identifier_columns, infer_roles, role_fits
 from collapse_callbacks.errors import (
     DataError,
     EmptyDataError,
@@ -57,6 +57,7 @@ class DataStream:
         self._pending: tuple[list[pa.RecordBatch], Iterator[pa.RecordBatch]] | None = None
         self._schema: pa.Schema | None = None
         self._roles: dict[str, ColumnRole] | None = None
+        self._identifiers: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"DataStream({self.display!r})"
@@ -72,6 +73,13 @@ class DataStream:
         self._peek()
         assert self._roles is not None
         return dict(self._roles)
+
+    @property
+    def identifiers(self) -> tuple[str, ...]:
+        """Columns whose inference sample holds a different value in every row: keys,
+        UUIDs, row numbers (``roles.identifier_columns``)."""
+        self._peek()
+        return self._identifiers
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         self._peek()
@@ -116,6 +124,7 @@ class DataStream:
                 path=self.display,
             )
         self._roles = infer_roles(schema, head, self._role_overrides, path=self.display)
+        self._identifiers = identifier_columns(self._roles, head, self._role_overrides)
         self._schema = schema
         self._pending = (head, batches)
 
