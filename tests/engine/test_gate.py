@@ -234,7 +234,7 @@ def _with_keys(frame: pd.DataFrame, first: int) -> pd.DataFrame:
 
 def test_identifier_columns_are_left_out_with_a_note(digits):
     # The candidate's keys continue after the reference's, as in any two exports of one
-    # table: session 8's engine called this real split collapsed (score 5) on the keys.
+    # table: session 8's engine called this real split collapsed (score 6.9) on the keys.
     reference, candidate = split(digits)
     report = CollapseGate(_with_keys(reference, 0), seed=0).check(
         _with_keys(candidate, len(reference))
