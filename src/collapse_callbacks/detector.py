@@ -248,8 +248,8 @@ def decide(
         reasons.append(
             f"the joint signals ({joint}) change only through `{column_effect.column}`: "
             "measured again without that column none of them exceeds its tolerance at 5%, "
-            "so one column's distribution moved (a filter or a reweighting on it): read as "
-            "shift"
+            "so one column's distribution moved (a filter, a reweighting or drift in it): "
+            "read as shift"
         )
     elif confined and not collapsed:
         columns = ", ".join(dict.fromkeys(f"`{s.column}`" for s in confined if s.column))

@@ -119,3 +119,22 @@ def test_leaving_a_column_out_keeps_the_samples_and_splits(reweighted):
         [without.observed_parts, *without.null_parts],
     ):
         assert np.array_equal(a.rows, c.rows) and np.array_equal(b.rows, d.rows)
+
+
+def test_a_timestamp_of_the_next_half_year_is_drift_not_collapse(digits):
+    # Every row of the candidate lies beyond the reference's range in one column, so
+    # the k-NN coverage and recall of the rows fall; without that column they do not.
+    rng = np.random.default_rng(1)
+    order = np.random.default_rng(0).permutation(len(digits))
+    half = len(digits) // 2
+
+    def stamped(rows, start):
+        days = pd.to_timedelta(np.sort(rng.uniform(0, 180, len(rows))), unit="D")
+        return digits.iloc[rows].assign(created_at=(pd.Timestamp(start) + days).values)
+
+    reference = stamped(order[:half], "2024-01-01")
+    candidate = stamped(order[half:], "2024-07-01")
+    report = CollapseGate(reference, seed=0).check(candidate)
+    assert report.diversity.fired  # coverage and recall fire on the rows ...
+    assert not report.collapsed and report.shift  # ... and vanish without `created_at`
+    assert any("change only through `created_at`" in reason for reason in report.reasons)

@@ -6,7 +6,9 @@ that column most of the candidate's variance: the eigen-spectrum of the encoded 
 concentrates on it and the effective rank falls by 30%, and rank correlations with it
 move. Those are row-level signals, which the detector counts as damage, so the
 reweighting failed the gate, although every other column kept its spread, tails and
-dependencies. The classifier's selection test (``generalization.py``) reads such a
+dependencies. A column that drifted beyond the reference's range (a timestamp of the
+next half-year) does the same to the k-NN support of the rows: coverage and recall fell
+on a real split of the digits with such a column added. The classifier's selection test (``generalization.py``) reads such a
 candidate as a selection only when the classifier itself tells the sets apart, which a
 reweighting of a sparse column often does not.
 
@@ -39,6 +41,10 @@ JOINT = {
     "spectral_coherence": frozenset(
         {"variance_retained", "trailing_variance_retained", "effective_rank_ratio"}
     ),
+    # The k-NN support of the rows: a column moved beyond the reference's range (a
+    # timestamp or a key continuing after the reference's) puts every candidate row
+    # away from the reference's rows in that one direction.
+    "diversity": frozenset({"precision", "recall", "density", "coverage"}),
 }
 JOINT_NAMES = frozenset().union(*JOINT.values())
 
@@ -94,6 +100,7 @@ def retest(
 
 
 def _modules() -> dict:
+    from collapse_callbacks import diversity
     from collapse_callbacks.dimensions import correlation, entropy, spectral
 
-    return {module.NAME: module for module in (correlation, entropy, spectral)}
+    return {module.NAME: module for module in (correlation, entropy, spectral, diversity)}
