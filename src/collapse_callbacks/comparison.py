@@ -297,10 +297,10 @@ class Comparison:
         # Maps a column's sample values to vectors (the user's own encoder).
         self.embedder: Callable | dict | None = None
 
-    def without(self, column: str) -> Comparison:
-        """The same comparison with one column left out: the same samples, parts and
+    def without(self, *columns: str) -> Comparison:
+        """The same comparison with ``columns`` left out: the same samples, parts and
         null splits (they depend on the seed and the sample sizes only)."""
-        roles = {name: role for name, role in self.roles.items() if name != column}
+        roles = {name: role for name, role in self.roles.items() if name not in columns}
         other = Comparison(
             self.reference,
             self.candidate,

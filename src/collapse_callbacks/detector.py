@@ -245,11 +245,14 @@ def decide(
         reasons.append(sentence)
     elif confined and not collapsed and column_effect:
         joint = ", ".join(key.replace("_", " ") for key in column_effect.explains)
+        columns = ", ".join(f"`{c}`" for c in column_effect.columns)
+        several = len(column_effect.columns) > 1
         reasons.append(
-            f"the joint signals ({joint}) change only through `{column_effect.column}`: "
-            "measured again without that column none of them exceeds its tolerance at 5%, "
-            "so one column's distribution moved (a filter, a reweighting or drift in it): "
-            "read as shift"
+            f"the joint signals ({joint}) change only through {columns}: measured again "
+            f"without {'those columns' if several else 'that column'} none of them exceeds "
+            "its tolerance at 5%, so "
+            + ("those columns' distributions" if several else "one column's distribution")
+            + " moved (a filter, a reweighting or drift in time): read as shift"
         )
     elif confined and not collapsed:
         columns = ", ".join(dict.fromkeys(f"`{s.column}`" for s in confined if s.column))

@@ -77,7 +77,7 @@ def test_the_joint_signals_vanish_without_the_reweighted_column(reweighted, monk
     decisive, fired = firing(comparison)
     assert decisive and all(s.name in column_effects.JOINT_NAMES for s in decisive)
     effect = column_effects.retest(comparison, decisive, fired, 1.0)
-    assert effect is not None and effect.column == "affairs"
+    assert effect is not None and effect.columns == ("affairs",)
     assert set(effect.explains) == {s.key for s in decisive}
 
 
@@ -137,4 +137,33 @@ def test_a_timestamp_of_the_next_half_year_is_drift_not_collapse(digits):
     report = CollapseGate(reference, seed=0).check(candidate)
     assert report.diversity.fired  # coverage and recall fire on the rows ...
     assert not report.collapsed and report.shift  # ... and vanish without `created_at`
-    assert any("change only through `created_at`" in reason for reason in report.reasons)
+    assert any("change only through `created_at`:" in reason for reason in report.reasons)
+
+    # An export's second time column (updated within a month) moved as far: both go.
+    def updated(frame):
+        later = pd.to_timedelta(rng.uniform(0, 30, len(frame)), unit="D")
+        return frame.assign(updated_at=frame["created_at"] + later)
+
+    report = CollapseGate(updated(reference), seed=0).check(updated(candidate))
+    assert not report.collapsed and report.shift
+    assert any(
+        "change only through `created_at`, `updated_at`:" in reason for reason in report.reasons
+    )
+
+
+def test_only_columns_that_moved_away_join_the_most_shifted_one():
+    from collapse_callbacks.data.roles import ColumnRole
+    from collapse_callbacks.dimensions.base import Signal
+
+    def shift(name, column, value, p):
+        return Signal(name, SignalKind.SHIFT, column, value, 0.0, value, 0.1, 0.01, p, "")
+
+    roles = {c: ColumnRole.NUMERIC for c in "abcd"}
+    firing = [
+        shift("ks", "a", 0.4, 1e-30),
+        shift("ks", "b", 0.95, 1e-9),
+        shift("ks", "c", 0.3, 1e-5),
+    ]
+    assert column_effects.shifted_columns(firing, roles) == ("a", "b")
+    assert column_effects.shifted_columns(firing[2:], roles) == ("c",)
+    assert column_effects.shifted_columns([], roles) == ()

@@ -49,37 +49,50 @@ JOINT = {
 JOINT_NAMES = frozenset().union(*JOINT.values())
 
 
+# A column whose candidate values lie almost wholly beyond the reference's (KS or total
+# variation at least this) moved away rather than reweighted: a timestamp, a date
+# partition or a key continuing after the reference's. Such columns are left out of the
+# re-test together with the most significant shift: exports often carry several
+# (created and updated times), and each alone keeps the rows apart.
+DISJOINT = 0.9
+DISJOINT_SIGNALS = frozenset({"ks", "total_variation"})
+
+
 @dataclass(frozen=True)
 class ColumnEffect:
-    """The joint signals (``Signal.key``) that vanish once ``column`` is left out."""
+    """The joint signals (``Signal.key``) that vanish once ``columns`` are left out."""
 
-    column: str
+    columns: tuple[str, ...]
     explains: tuple[str, ...]
 
 
-def shifted_column(firing: list[Signal], roles: dict[str, ColumnRole]) -> str | None:
-    """The tabular column whose firing shift signal is the most significant."""
+def shifted_columns(firing: list[Signal], roles: dict[str, ColumnRole]) -> tuple[str, ...]:
+    """The tabular column whose firing shift signal is the most significant, and every
+    other whose values moved (almost) wholly away from the reference's (``DISJOINT``)."""
     shifts = [
         s
         for s in firing
         if s.kind is SignalKind.SHIFT and s.column is not None and roles.get(s.column) in TABULAR
     ]
     if not shifts:
-        return None
-    return min(shifts, key=lambda s: (s.p_value, -s.effect)).column
+        return ()
+    first = min(shifts, key=lambda s: (s.p_value, -s.effect)).column
+    disjoint = [s.column for s in shifts if s.name in DISJOINT_SIGNALS and s.value >= DISJOINT]
+    return tuple(dict.fromkeys([first, *disjoint]))
 
 
 def retest(
     comparison: Comparison, decisive: list[Signal], firing: list[Signal], tolerance_scale: float
 ) -> ColumnEffect | None:
-    """Re-measure the decisive joint signals without the most shifted column; None when
-    some decisive signal is not a joint one or no column shifted."""
+    """Re-measure the decisive joint signals without the shifted columns
+    (``shifted_columns``); None when some decisive signal is not a joint one or no column
+    shifted."""
     if not decisive or any(s.name not in JOINT_NAMES or s.column is not None for s in decisive):
         return None
-    column = shifted_column(firing, comparison.roles)
-    if column is None:
+    columns = shifted_columns(firing, comparison.roles)
+    if not columns or len(columns) == len(comparison.roles):
         return None
-    without = comparison.without(column)
+    without = comparison.without(*columns)
     wanted = {s.name for s in decisive}
     again: dict[str, Signal] = {}
     for name, module in _modules().items():
@@ -96,7 +109,7 @@ def retest(
         if s.name not in again
         or not (again[s.name].p_value < RETEST_P and again[s.name].effect > again[s.name].tolerance)
     )
-    return ColumnEffect(column, explains) if explains else None
+    return ColumnEffect(columns, explains) if explains else None
 
 
 def _modules() -> dict:
