@@ -292,6 +292,8 @@ class Comparison:
         self.cache: dict[str, object] = {}
         # Profiled columns left out of ``roles`` (no values on one side), with why.
         self.left_out: dict[str, str] = {}
+        # Arrow types of the date and time columns, for showing their values.
+        self.temporal: dict[str, object] = {}
         # Names a token id in sentences (set from the user's tokenizer).
         self.token_text: Callable[[int], str] | None = None
         # Maps a column's sample values to vectors (the user's own encoder).
@@ -312,6 +314,7 @@ class Comparison:
         other.token_text = self.token_text
         other.embedder = self.embedder
         other.left_out = dict(self.left_out)
+        other.temporal = dict(self.temporal)
         return other
 
     def rng(self, purpose: str) -> np.random.Generator:

@@ -360,6 +360,7 @@ class CollapseGate:
             else f"`{name}` has no values in either the reference or the candidate: not compared"
             for name, where in empty.items()
         }
+        comparison.temporal = dict(alignment.temporal)
         comparison.embedder = self.embedder
         if self.tokenizer is not None:
             from collapse_callbacks.dimensions.sequences import describe_tokens

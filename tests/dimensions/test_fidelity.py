@@ -335,3 +335,19 @@ def test_a_more_complete_candidate_is_not_narrowing(penguins):
     result = evidence(reference, candidate.dropna())
     assert not [s for s in fired(result) if s.name == "missing_values"]
     assert all(s.effect <= 0 for s in result.signals if s.name == "missing_values")
+
+
+def test_dates_and_times_are_written_as_dates_and_times(penguins):
+    # Profiles hold a timestamp as nanoseconds; the sentences show when, and how long.
+    rng = np.random.default_rng(0)
+    reference, candidate = split(penguins, 5)
+
+    def stamped(frame, start):
+        days = pd.to_timedelta(rng.uniform(0, 90, len(frame)), unit="D")
+        return frame.assign(seen=(pd.Timestamp(start) + days).values)
+
+    result = evidence(stamped(reference, "2024-01-01"), stamped(candidate, "2024-07-01"))
+    ks = signal(result, "ks", "seen")
+    assert "quartiles 2024-0" in ks.sentence and "e+18" not in ks.sentence
+    wasserstein = signal(result, "wasserstein", "seen")
+    assert "Wasserstein distance 18" in wasserstein.sentence and " days" in wasserstein.sentence

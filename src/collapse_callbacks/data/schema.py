@@ -33,6 +33,9 @@ class SchemaAlignment:
     role_changes: tuple[str, ...] = ()
     # Shared columns left out as identifiers (data.roles.identifier_columns).
     identifiers: tuple[str, ...] = ()
+    # The reference's Arrow type of each shared date, time, timestamp or duration
+    # column: profiles hold their values as counts of units; reports show them as dates.
+    temporal: dict[str, pa.DataType] = dataclasses.field(default_factory=dict)
 
     def without_identifiers(self, identifiers: Iterable[str]) -> SchemaAlignment:
         """The alignment with the shared columns among ``identifiers`` left out, unless
@@ -99,4 +102,9 @@ def align_schemas(
         )
     if problems:
         raise SchemaMismatchError("; ".join(problems))
-    return SchemaAlignment(roles, reference_only, candidate_only, tuple(changes))
+    temporal = {
+        name: reference_schema.field(name).type
+        for name in roles
+        if pa.types.is_temporal(reference_schema.field(name).type)
+    }
+    return SchemaAlignment(roles, reference_only, candidate_only, tuple(changes), temporal=temporal)

@@ -128,9 +128,10 @@ def run(comparison: Comparison) -> DimensionEvidence:
         reference, candidate = common_grid(
             comparison.reference.states[column].sketch, comparison.candidate.states[column].sketch
         )
-        signals += _tails(column, reference, candidate, statistics)
-        signals.append(_ks(column, reference, candidate, statistics))
-        between = _between_values(column, reference, candidate, statistics)
+        show = value_text(comparison.temporal.get(column))
+        signals += _tails(column, reference, candidate, statistics, show)
+        signals.append(_ks(column, reference, candidate, statistics, show))
+        between = _between_values(column, reference, candidate, statistics, show)
         if between is not None:
             signals.append(between)
         statistics[f"{column}.variance_ratio"] = _variance_ratio(comparison, column)
@@ -253,8 +254,13 @@ def lower_proportion_test(x_c: float, n_c: int, x_r: float, n_r: int) -> tuple[f
 
 
 def _tails(
-    column: str, reference: QuantileSketch, candidate: QuantileSketch, statistics: dict
+    column: str,
+    reference: QuantileSketch,
+    candidate: QuantileSketch,
+    statistics: dict,
+    show=None,
 ) -> list[Signal]:
+    show = show or value_text(None)
     n_r, n_c = reference.count, candidate.count
     signals = []
     for level in TAIL_LEVELS:
@@ -280,8 +286,8 @@ def _tails(
         p_value = max(p_lo, p_hi)
         sentence = (
             f"candidate reproduces {percent(lo)} of the reference's lower {label} tail "
-            f"(below {t_lo:.4g}) and {percent(hi)} of its upper {label} tail (above "
-            f"{t_hi:.4g}) in {quote(column)}"
+            f"(below {show(t_lo)}) and {percent(hi)} of its upper {label} tail (above "
+            f"{show(t_hi)}) in {quote(column)}"
         )
         if coverage < 1:
             sentence += "; both tails are thinner, as when a generator loses the extremes"
@@ -306,8 +312,13 @@ def _tails(
 
 
 def _ks(
-    column: str, reference: QuantileSketch, candidate: QuantileSketch, statistics: dict
+    column: str,
+    reference: QuantileSketch,
+    candidate: QuantileSketch,
+    statistics: dict,
+    show=None,
 ) -> Signal:
+    show = show or value_text(None)
     # Analytic rather than calibrated: the two-sample KS null is distribution-free, so
     # the full data (every row, not the <= 10k matched sample) gives the p-value, with
     # the effective size n_r n_c / (n_r + n_c) as scipy's ks_2samp does asymptotically.
@@ -336,15 +347,20 @@ def _ks(
         p_value=p_value,
         sentence=(
             f"the distribution of {quote(column)} moved: KS distance {ks:.3f} (real data "
-            f"of this size: {expected:.3f}); quartiles {_quartiles(cand_q)} in the candidate, "
-            f"{_quartiles(ref_q)} in the reference"
+            f"of this size: {expected:.3f}); quartiles {_quartiles(cand_q, show)} in the "
+            f"candidate, {_quartiles(ref_q, show)} in the reference"
         ),
     )
 
 
 def _between_values(
-    column: str, reference: QuantileSketch, candidate: QuantileSketch, statistics: dict
+    column: str,
+    reference: QuantileSketch,
+    candidate: QuantileSketch,
+    statistics: dict,
+    show=None,
 ) -> Signal | None:
+    show = show or value_text(None)
     if not (reference.exact and candidate.exact) or len(reference.keys) < 2:
         return None
     n_r, n_c = reference.count, candidate.count
@@ -369,7 +385,7 @@ def _between_values(
     # is about sqrt(f1 + 2 f2) / n, and three of them on top keep the test conservative.
     p0 = min(1.0, (seen_once + 3.0 * math.sqrt(seen_once + 2 * seen_twice + 1)) / n_r)
     p_value = float(stats.binom.sf(rows - 1, n_c, p0)) if rows else 1.0
-    examples = ", ".join(f"{v:.4g}" for v in values[between][np.argsort(-counts[between])][:3])
+    examples = ", ".join(show(v) for v in values[between][np.argsort(-counts[between])][:3])
     return Signal(
         name="between_values",
         kind=SignalKind.STRUCTURE,
@@ -399,8 +415,79 @@ def _minority_rows(sketch: QuantileSketch, rows: int) -> float:
     return rows * (1 - sketch.counts.max() / total) if total else 0.0
 
 
-def _quartiles(q: list[float]) -> str:
-    return f"{q[0]:.4g} / {q[1]:.4g} / {q[2]:.4g}"
+def _quartiles(q: list[float], show) -> str:
+    return " / ".join(show(x) for x in q)
+
+
+def value_text(dtype):
+    """How to write a column's value in a sentence: 4 significant digits, or for a
+    date, time, timestamp or duration column (``dtype``, its Arrow type; profiles hold
+    such values as counts of its unit) the date or time itself."""
+    import pyarrow as pa
+
+    def number(x: float) -> str:
+        return f"{x:.4g}"
+
+    if dtype is None:
+        return number
+    if pa.types.is_timestamp(dtype) or pa.types.is_date64(dtype):
+        unit = "ms" if pa.types.is_date64(dtype) else dtype.unit
+        # To the second: a quartile's nanoseconds are noise of the sketch.
+        return _numpy_text(lambda x: np.datetime64(_whole(x), unit).astype("datetime64[s]"), number)
+    if pa.types.is_date32(dtype):
+        return _numpy_text(lambda x: np.datetime64(_whole(x), "D"), number)
+    if pa.types.is_time(dtype):
+        return _numpy_text(
+            lambda x: str(np.datetime64(_whole(x), dtype.unit)).split("T")[1], number
+        )
+    if pa.types.is_duration(dtype):
+        return span_text(dtype)
+    return number
+
+
+_SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+
+
+def span_text(dtype):
+    """How to write a length of time in a column's units (a duration, or a difference
+    of two dates or times): in days, hours or seconds; a number for other columns."""
+    import pyarrow as pa
+
+    if dtype is None or not pa.types.is_temporal(dtype):
+        return lambda x: f"{x:.4g}"
+    if pa.types.is_date32(dtype):
+        seconds_per_unit = 86_400.0
+    elif pa.types.is_date64(dtype):
+        seconds_per_unit = 1e-3
+    else:
+        seconds_per_unit = _SECONDS.get(dtype.unit, 1.0)
+
+    def text(x: float) -> str:
+        seconds = x * seconds_per_unit
+        if not math.isfinite(seconds):
+            return f"{x:.4g}"
+        for size, name in ((86_400.0, "days"), (3_600.0, "hours"), (60.0, "minutes")):
+            if abs(seconds) >= size:
+                return f"{seconds / size:.3g} {name}"
+        return f"{seconds:.3g} seconds"
+
+    return text
+
+
+def _whole(x: float) -> int:
+    return int(np.rint(x))
+
+
+def _numpy_text(convert, fallback):
+    def text(x: float) -> str:
+        if not math.isfinite(x):
+            return fallback(x)
+        try:
+            return str(convert(x))
+        except (OverflowError, ValueError):
+            return fallback(x)
+
+    return text
 
 
 def _scale(sketch: QuantileSketch) -> float:
@@ -560,7 +647,8 @@ def _spread_and_wasserstein(
                 p_value=float(p_wasserstein[j]),
                 sentence=(
                     f"{quote(column)} moved by {w:.2f} reference IQRs on average "
-                    f"(Wasserstein distance {statistics[f'{column}.wasserstein']:.4g}; real "
+                    f"(Wasserstein distance "
+                    f"{span_text(comparison.temporal.get(column))(statistics[f'{column}.wasserstein'])}; real "
                     f"data of this size: {expected:.2f} IQRs)"
                 ),
             )
