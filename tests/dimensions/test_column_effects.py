@@ -167,3 +167,35 @@ def test_only_columns_that_moved_away_join_the_most_shifted_one():
     assert column_effects.shifted_columns(firing, roles) == ("a", "b")
     assert column_effects.shifted_columns(firing[2:], roles) == ("c",)
     assert column_effects.shifted_columns([], roles) == ()
+
+
+def test_a_new_month_partition_is_drift_not_collapse(digits):
+    # The month alone separates the rows (the classifier's AUC is 1.0); without it the
+    # candidate is a real split.
+    rng = np.random.default_rng(3)
+    order = np.random.default_rng(0).permutation(len(digits))
+    half = len(digits) // 2
+
+    def months(rows, first):
+        labels = [f"2024-{m:02d}" for m in rng.integers(first, first + 6, len(rows))]
+        return digits.iloc[rows].assign(month=labels)
+
+    report = CollapseGate(months(order[:half], 1), seed=0).check(months(order[half:], 7))
+    assert report.dimensions["generalization_gap"].fired
+    assert not report.collapsed and report.shift
+    assert any("(classifier auc) change only through `month`" in r for r in report.reasons)
+
+
+def test_the_classifier_is_retested_only_without_a_column_that_moved_away():
+    from types import SimpleNamespace
+
+    from collapse_callbacks.data.roles import ColumnRole
+    from collapse_callbacks.dimensions.base import Signal
+
+    def signal(name, kind, column, value, p):
+        return Signal(name, kind, column, value, 0.0, value, 0.05, 0.01, p, "")
+
+    classifier = signal("classifier_auc", SignalKind.STRUCTURE, None, 0.7, 1e-6)
+    shifted = signal("ks", SignalKind.SHIFT, "a", 0.4, 1e-9)  # a filter's or a mixture's
+    comparison = SimpleNamespace(roles={c: ColumnRole.NUMERIC for c in "ab"})
+    assert column_effects.retest(comparison, [classifier], [classifier, shifted], 1.0) is None
