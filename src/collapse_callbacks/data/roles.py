@@ -19,8 +19,8 @@ fixed-shape tensor, nested numeric lists
 ========================================  ==========================================
 
 A column whose sampled values are all different is an *identifier* (a key, a UUID, a
-row number) when it holds strings of one token each (no whitespace), or integers (also as float64, as
-CSV gives them) spanning at most twice as many values as it holds
+row number) when it holds strings of one token each (no whitespace), or integers (also
+as float64, as CSV gives them) spanning at most twice as many values as it holds
 (:func:`identifier_columns`). The gate leaves identifiers out, and says so: their
 values are never shared between two datasets, and rows copied under fresh ids would
 hide as distinct rows. A role given for the column keeps it in.
